@@ -1,0 +1,50 @@
+"""Export to TransformerLens 4's own native model, `TransformerBridge.boot_native`.
+
+The native model stores nn.Linear weights ([out, in]) with heads flattened head-major, so
+W_Q [n_heads, d_model, d_head] becomes q.weight [n_heads * d_head, d_model].
+"""
+
+from __future__ import annotations
+
+import einops
+import torch
+
+from interp.errors import ConfigError
+
+
+def to_bridge(model):
+    """Our Transformer -> a TransformerBridge computing the same logits (within float error)."""
+    from transformer_lens import TransformerBridge, TransformerBridgeConfig
+
+    cfg = model.cfg
+    if cfg.attn_rate != 1.0:
+        raise ConfigError(
+            f"cannot export attn_rate={cfg.attn_rate} to TransformerBridge: it has standard attention "
+            "only (attn_rate = 1)"
+        )
+    bcfg = TransformerBridgeConfig(
+        d_model=cfg.d_model, d_head=cfg.d_head, n_layers=cfg.n_layers, n_ctx=cfg.n_ctx, n_heads=cfg.n_heads,
+        d_mlp=cfg.d_mlp, d_vocab=cfg.d_vocab, d_vocab_out=cfg.d_vocab_out,
+        act_fn=cfg.act_fn, normalization_type=None, positional_embedding_type="standard",
+        attention_dir="causal" if cfg.causal else "bidirectional",
+    )
+    bridge = TransformerBridge.boot_native(bcfg)
+    state = {"embed.weight": model.W_E, "pos_embed.weight": model.W_pos, "unembed.weight": model.W_U.T,
+             "unembed.bias": model.b_U}
+    for i, b in enumerate(model.blocks):
+        a, m, pre = b.attn, b.mlp, f"blocks.{i}."
+        for name in "QKV":
+            W, bias = getattr(a, f"W_{name}"), getattr(a, f"b_{name}")
+            state[pre + f"attn.{name.lower()}.weight"] = einops.rearrange(W, "h d e -> (h e) d")
+            state[pre + f"attn.{name.lower()}.bias"] = einops.rearrange(bias, "h e -> (h e)")
+        state[pre + "attn.o.weight"] = einops.rearrange(a.W_O, "h e d -> d (h e)")
+        state[pre + "attn.o.bias"] = a.b_O
+        state[pre + "mlp.in.weight"], state[pre + "mlp.in.bias"] = m.W_in.T, m.b_in
+        state[pre + "mlp.out.weight"], state[pre + "mlp.out.bias"] = m.W_out.T, m.b_out
+    target = bridge.state_dict()
+    missing = sorted(set(target) - set(state))
+    if missing:
+        raise RuntimeError(f"TransformerBridge has parameters this export does not fill: {missing}")
+    with torch.no_grad():
+        bridge.load_state_dict({k: v.detach().clone().contiguous() for k, v in state.items()}, strict=True)
+    return bridge

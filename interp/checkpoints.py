@@ -1,0 +1,206 @@
+"""Checkpoints: safetensors files with JSON metadata, written atomically, loaded without pickle.
+
+A checkpoint file holds the model's parameters plus metadata strings:
+`format` ("interp"), `model_config`, `train_config`, `step`, `metrics` (JSON).
+A run directory (see train.py) holds `run.json`, `history.json`, `checkpoints/step_*.safetensors`,
+`final.safetensors` and `resume.safetensors` (weights + optimiser + filter state).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load_bytes
+from safetensors.torch import save as st_save_bytes
+
+from interp.config import ModelConfig, TrainConfig
+from interp.errors import CheckpointError, ConfigError, RunDirError
+
+FORMAT = "interp"
+FINAL, RESUME, HISTORY, RUN_JSON, SNAPSHOTS = "final.safetensors", "resume.safetensors", "history.json", "run.json", "checkpoints"
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write via a temp file in the same directory + fsync + rename: readers see old or new, never half."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_bytes(path, json.dumps(obj, indent=1, sort_keys=True).encode())
+
+
+def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
+    """Atomic safetensors write; metadata values are JSON-encoded unless already strings."""
+    meta = {"format": FORMAT, **{k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}}
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    atomic_write_bytes(path, st_save_bytes(tensors, metadata=meta))
+
+
+def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors, metadata) of a safetensors file, or CheckpointError naming the file and the fault."""
+    path = Path(path)
+    data = path.read_bytes()
+    if len(data) < 8:
+        raise CheckpointError(f"{path}: file is {'empty' if not data else 'truncated'} ({len(data)} bytes), not a safetensors checkpoint")
+    header_len = int.from_bytes(data[:8], "little")
+    if header_len <= 0 or 8 + header_len > len(data):
+        raise CheckpointError(f"{path}: truncated or not a safetensors file (header claims {header_len} bytes, file has {len(data)})")
+    try:
+        header = json.loads(data[8 : 8 + header_len])
+        tensors = st_load_bytes(data)
+    except (SafetensorError, ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: corrupt safetensors file ({str(e).splitlines()[0][:200]})") from None
+    meta = header.get("__metadata__") or {}
+    return tensors, meta
+
+
+def _json_field(path, meta: dict[str, str], key: str):
+    try:
+        return json.loads(meta[key])
+    except KeyError:
+        raise CheckpointError(f"{path}: checkpoint metadata has no '{key}'") from None
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{path}: checkpoint metadata '{key}' is not valid JSON") from None
+
+
+@dataclass
+class Checkpoint:
+    """What one of our checkpoint files holds."""
+
+    model_config: ModelConfig
+    state_dict: dict[str, torch.Tensor]
+    train_config: TrainConfig | None = None
+    step: int | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+
+def save_checkpoint(path, model, train_config: TrainConfig | None = None, step: int | None = None,
+                    metrics: dict | None = None) -> None:
+    state = {k: v for k, v in model.state_dict().items() if not k.endswith((".mask", ".IGNORE"))}
+    meta = {"model_config": model.cfg.to_dict(), "step": step, "metrics": metrics or {}}
+    if train_config is not None:
+        meta["train_config"] = train_config.to_dict()
+    save_tensors(path, state, meta)
+
+
+def read_checkpoint(path: str | Path) -> Checkpoint:
+    """Parse one of our safetensors checkpoints (not yet a model)."""
+    path = Path(path)
+    tensors, meta = read_safetensors(path)
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path}: a safetensors file without interp metadata (format={meta.get('format')!r}); "
+            "pass its config with --config, or see README 'Loading checkpoints' for the supported formats"
+        )
+    try:
+        mcfg = ModelConfig.from_dict(_json_field(path, meta, "model_config"))
+        tc = meta.get("train_config")
+        tcfg = TrainConfig.from_dict(json.loads(tc)) if tc else None
+    except (ConfigError, TypeError) as e:
+        raise CheckpointError(f"{path}: invalid config in metadata: {e}") from None
+    step = json.loads(meta.get("step", "null"))
+    metrics = json.loads(meta.get("metrics", "{}"))
+    return Checkpoint(mcfg, tensors, tcfg, step, metrics, path)
+
+
+def model_from_state(cfg: ModelConfig, state: dict[str, torch.Tensor], source: str):
+    """Build a model and load `state` with a check of every name and shape, and of finiteness."""
+    from interp.model import Transformer
+
+    model = Transformer(cfg, seed=None)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith((".mask", ".IGNORE"))}
+    got = {k: tuple(v.shape) for k, v in state.items() if not k.endswith((".mask", ".IGNORE"))}
+    missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
+    if missing or extra:
+        parts = ([f"missing {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}"] if missing else []) + (
+            [f"unexpected {', '.join(extra[:4])}{' ...' if len(extra) > 4 else ''}"] if extra else [])
+        raise CheckpointError(f"{source}: weights do not match the config: {'; '.join(parts)}")
+    for k, shape in expected.items():
+        if got[k] != shape:
+            raise CheckpointError(f"{source}: {k} has shape {list(got[k])}, config {cfg_summary(cfg)} needs {list(shape)}")
+    for k, v in state.items():
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            raise CheckpointError(f"{source}: {k} contains NaN or Inf values")
+    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    model.eval()
+    return model
+
+
+def cfg_summary(cfg: ModelConfig) -> str:
+    return f"(p={cfg.p}, d_model={cfg.d_model}, n_heads={cfg.n_heads}, d_mlp={cfg.d_mlp}, n_ctx={cfg.n_ctx})"
+
+
+def find_checkpoint(run_dir: Path) -> Path:
+    """The checkpoint a run directory stands for: final, else the newest snapshot."""
+    if (run_dir / FINAL).exists():
+        return run_dir / FINAL
+    snaps = list_snapshots(run_dir)
+    if snaps:
+        return snaps[-1][1]
+    raise CheckpointError(f"{run_dir}: directory has no checkpoint ({FINAL} or {SNAPSHOTS}/step_*.safetensors)")
+
+
+def list_snapshots(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """[(step, path)] of a run's analysis snapshots, by step."""
+    out = []
+    for f in (Path(run_dir) / SNAPSHOTS).glob("step_*.safetensors"):
+        try:
+            out.append((int(f.stem.split("_")[1]), f))
+        except ValueError:
+            continue
+    return sorted(out)
+
+
+def load(path: str | Path, config: str | Path | dict | None = None):
+    """A ready model (eval mode) from a checkpoint file or a run directory.
+
+    Our own safetensors checkpoints load directly; other formats (TransformerLens state dicts,
+    Nanda's and Clock/Pizza's `.pt` files with a JSON config) go through `interp.formats`.
+    Nothing is unpickled: `.pt` files are read with `torch.load(weights_only=True)`.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file or directory")
+    if path.is_dir():
+        if not (path / RUN_JSON).exists() and not (path / FINAL).exists() and not list_snapshots(path):
+            from interp import formats
+
+            return formats.load_foreign_dir(path, config)
+        path = find_checkpoint(path)
+    if path.suffix == ".safetensors" and config is None:
+        try:
+            ck = read_checkpoint(path)
+        except CheckpointError:
+            raise
+        model = model_from_state(ck.model_config, ck.state_dict, str(path))
+        model.checkpoint_info = ck
+        return model
+    from interp import formats
+
+    return formats.load_foreign(path, config)

@@ -1,0 +1,172 @@
+"""Validated configs: the model's shape and the training recipe.
+
+Every field is checked at construction, so a bad value fails where it is written with
+a message that names the field, never deep inside training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from interp.errors import ConfigError
+
+ACT_FNS = ("relu", "gelu")
+BIASES = ("none", "mlp", "all")
+
+
+def _int(obj, name: str, lo: int | None = None) -> None:
+    v = getattr(obj, name)
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ConfigError(f"{type(obj).__name__}.{name} must be an integer, got {v!r}")
+    if lo is not None and v < lo:
+        raise ConfigError(f"{type(obj).__name__}.{name} must be >= {lo}, got {v}")
+
+
+def _float(obj, name: str, lo: float, hi: float, lo_open=False, hi_open=False) -> None:
+    v = getattr(obj, name)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ConfigError(f"{type(obj).__name__}.{name} must be a finite number, got {v!r}")
+    bad_lo = v <= lo if lo_open else v < lo
+    bad_hi = v >= hi if hi_open else v > hi
+    if bad_lo or bad_hi:
+        rng = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+        raise ConfigError(f"{type(obj).__name__}.{name} must be in {rng}, got {v}")
+
+
+def _bool(obj, name: str) -> None:
+    if not isinstance(getattr(obj, name), bool):
+        raise ConfigError(f"{type(obj).__name__}.{name} must be true or false, got {getattr(obj, name)!r}")
+
+
+class _Config:
+    """Shared (de)serialisation: configs travel as JSON inside checkpoint metadata."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        if not isinstance(d, dict):
+            raise ConfigError(f"{cls.__name__} must be a JSON object, got {type(d).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"{cls.__name__} has no field(s) {', '.join(unknown)}")
+        d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        return cls(**d)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class ModelConfig(_Config):
+    """Shape of a one-layer (or deeper) modular-addition transformer.
+
+    Covers Nanda et al. (`[a, b, =]`, causal) and Clock/Pizza (`[a, b]`, no mask, attention
+    rate alpha). The output vocabulary is always the p residues.
+    """
+
+    p: int = 113
+    d_model: int = 128
+    n_heads: int = 4
+    d_head: int = 32
+    d_mlp: int = 512
+    n_layers: int = 1
+    act_fn: str = "relu"
+    attn_rate: float = 1.0  # alpha: pattern = alpha*softmax(QK^T/sqrt(d_head)) + (1-alpha)*J
+    eq_token: bool = True  # append an `=` token (Nanda); False gives Clock/Pizza's [a, b]
+    diff_vocab: bool = False  # b tokens offset by p (Clock/Pizza option)
+    causal: bool = True
+    biases: str = "none"  # which biases are trained: none (frozen at 0), mlp, all
+
+    def __post_init__(self):
+        _int(self, "p", 2)
+        for name in ("d_model", "n_heads", "d_head", "d_mlp", "n_layers"):
+            _int(self, name, 1)
+        if self.d_head * self.n_heads != self.d_model:
+            raise ConfigError(
+                f"ModelConfig.d_head * n_heads must equal d_model, got {self.d_head} * {self.n_heads} != {self.d_model}"
+            )
+        if self.act_fn not in ACT_FNS:
+            raise ConfigError(f"ModelConfig.act_fn must be one of {ACT_FNS}, got {self.act_fn!r}")
+        _float(self, "attn_rate", 0.0, 1.0)
+        for name in ("eq_token", "diff_vocab", "causal"):
+            _bool(self, name)
+        if self.biases not in BIASES:
+            raise ConfigError(f"ModelConfig.biases must be one of {BIASES}, got {self.biases!r}")
+
+    @classmethod
+    def with_width(cls, d_model: int, **kw) -> "ModelConfig":
+        """Config of width d_model with the references' proportions (4 heads, d_mlp = 4 d_model)."""
+        n_heads = kw.pop("n_heads", 4 if d_model % 4 == 0 else 1)
+        return cls(d_model=d_model, n_heads=n_heads, d_head=d_model // n_heads, d_mlp=4 * d_model, **kw)
+
+    @property
+    def n_ctx(self) -> int:
+        return 3 if self.eq_token else 2
+
+    @property
+    def d_vocab(self) -> int:
+        return self.p * (2 if self.diff_vocab else 1) + (1 if self.eq_token else 0)
+
+    @property
+    def d_vocab_out(self) -> int:
+        return self.p
+
+    @property
+    def eq_id(self) -> int | None:
+        return self.d_vocab - 1 if self.eq_token else None
+
+
+@dataclass(frozen=True)
+class TrainConfig(_Config):
+    """Full-batch AdamW on (a + b) mod p. Defaults: Nanda et al.'s published recipe."""
+
+    train_frac: float = 0.3
+    steps: int = 25_000
+    lr: float = 1e-3
+    weight_decay: float = 1.0
+    betas: tuple[float, float] = (0.9, 0.98)
+    warmup_steps: int = 10
+    grokfast_alpha: float = 0.98  # EMA filter (Lee et al. 2024); off while grokfast_lambda == 0
+    grokfast_lambda: float = 0.0
+    seed: int = 999  # model initialisation
+    data_seed: int = 598  # train/test split
+    log_every: int = 100
+    checkpoint_every: int = 1000  # analysis snapshots (and the resume point)
+    stop_at_test_acc: float | None = None  # early stop once test accuracy reaches this
+    clip_grad: float | None = None
+
+    def __post_init__(self):
+        _float(self, "train_frac", 0.0, 1.0, lo_open=True, hi_open=True)
+        _int(self, "steps", 1)
+        _float(self, "lr", 0.0, 10.0, lo_open=True)
+        _float(self, "weight_decay", 0.0, 1e3)
+        if not (isinstance(self.betas, tuple) and len(self.betas) == 2):
+            raise ConfigError(f"TrainConfig.betas must be a pair of numbers, got {self.betas!r}")
+        for b in self.betas:
+            if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0 <= b < 1:
+                raise ConfigError(f"TrainConfig.betas must be in [0, 1), got {self.betas!r}")
+        _int(self, "warmup_steps", 0)
+        _float(self, "grokfast_alpha", 0.0, 1.0, hi_open=True)
+        _float(self, "grokfast_lambda", 0.0, 100.0)
+        _int(self, "seed", 0)
+        _int(self, "data_seed", 0)
+        _int(self, "log_every", 1)
+        _int(self, "checkpoint_every", 1)
+        if self.stop_at_test_acc is not None:
+            _float(self, "stop_at_test_acc", 0.0, 1.0, lo_open=True)
+        if self.clip_grad is not None:
+            _float(self, "clip_grad", 0.0, 1e6, lo_open=True)
+
+    @property
+    def grokfast(self) -> bool:
+        return self.grokfast_lambda > 0

@@ -1,0 +1,62 @@
+"""The task: all p^2 pairs (a, b) with label (a + b) mod p, and a seeded train/test split.
+
+Pair index i = a * p + b, the order of the Nanda et al. demo, so `split(p, 0.3, seed=598)`
+reproduces its split (`torch.manual_seed(598); torch.randperm(p * p)`, first 30 % train).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from interp.config import ModelConfig
+
+
+def all_pairs(p: int) -> Tensor:
+    """[p*p, 2] rows (a, b), row a*p + b."""
+    a = torch.arange(p).repeat_interleave(p)
+    b = torch.arange(p).repeat(p)
+    return torch.stack([a, b], dim=1)
+
+
+def tokens_for(pairs: Tensor, cfg: ModelConfig) -> Tensor:
+    """[n, 2] pairs -> [n, n_ctx] tokens: a, b (offset by p with diff_vocab), then `=` if any."""
+    cols = [pairs[:, 0], pairs[:, 1] + (cfg.p if cfg.diff_vocab else 0)]
+    if cfg.eq_token:
+        cols.append(torch.full_like(pairs[:, 0], cfg.eq_id))
+    return torch.stack(cols, dim=1)
+
+
+def all_tokens(cfg: ModelConfig) -> Tensor:
+    """[p*p, n_ctx] tokens of every pair, row a*p + b: the input of every probe."""
+    return tokens_for(all_pairs(cfg.p), cfg)
+
+
+def labels_for(pairs: Tensor, p: int) -> Tensor:
+    return (pairs[:, 0] + pairs[:, 1]) % p
+
+
+def split(p: int, train_frac: float, seed: int) -> tuple[Tensor, Tensor]:
+    """Seeded split of the p*p pair indices into (train, test); at least one pair in each."""
+    perm = torch.randperm(p * p, generator=torch.Generator().manual_seed(seed))
+    n_train = min(max(int(train_frac * p * p), 1), p * p - 1)
+    return perm[:n_train], perm[n_train:]
+
+
+@dataclass
+class Dataset:
+    train_idx: Tensor  # [n_train] pair indices
+    test_idx: Tensor  # [n_test]
+    train_tokens: Tensor  # [n_train, n_ctx]
+    train_labels: Tensor  # [n_train]
+    test_tokens: Tensor  # [n_test, n_ctx]
+    test_labels: Tensor  # [n_test]
+
+
+def make_dataset(cfg: ModelConfig, train_frac: float, seed: int) -> Dataset:
+    pairs = all_pairs(cfg.p)
+    tokens, labels = tokens_for(pairs, cfg), labels_for(pairs, cfg.p)
+    tr, te = split(cfg.p, train_frac, seed)
+    return Dataset(tr, te, tokens[tr], labels[tr], tokens[te], labels[te])

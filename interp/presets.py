@@ -1,0 +1,68 @@
+"""Named setups. A preset fixes the task and architecture (from the references); a recipe picks
+the optimisation settings. Each preset's default recipe, "published", is the paper's own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from interp.config import ModelConfig, TrainConfig
+from interp.errors import ConfigError
+
+# Nanda et al. 2023 (REFERENCES §1): p = 113, [a, b, =], causal, biases frozen at 0, 30 % train.
+NANDA = (ModelConfig(), TrainConfig(steps=25_000, log_every=100, checkpoint_every=250))
+
+# Zhong et al. 2023 (REFERENCES §2): p = 59, [a, b], no mask, MLP biases only, 80 % train, wd 2.
+_PIZZA_MODEL = ModelConfig(p=59, eq_token=False, causal=False, biases="mlp")
+_PIZZA_TRAIN = TrainConfig(train_frac=0.8, steps=20_000, lr=1e-3, weight_decay=2.0, warmup_steps=10,
+                           seed=0, data_seed=0, log_every=100, checkpoint_every=1000)
+
+PRESETS: dict[str, tuple[ModelConfig, TrainConfig]] = {
+    "nanda": NANDA,
+    "pizza-a": (_PIZZA_MODEL.replace(attn_rate=0.0), _PIZZA_TRAIN),  # Model A: constant attention
+    "pizza-b": (_PIZZA_MODEL.replace(attn_rate=1.0), _PIZZA_TRAIN),  # Model B: standard attention
+    # Seconds on a CPU, for tests and demos: a small Clock/Pizza-layout model.
+    "tiny": (ModelConfig.with_width(32, p=23, eq_token=False, causal=False, biases="mlp"),
+             TrainConfig(train_frac=0.8, steps=1500, lr=3e-3, weight_decay=1.0, warmup_steps=10, seed=0,
+                         data_seed=0, log_every=25, checkpoint_every=250, stop_at_test_acc=1.0)),
+}
+
+# Recipe overrides of TrainConfig per preset; "published" is the preset as written above.
+RECIPES: dict[str, dict[str, dict]] = {name: {"published": {}} for name in PRESETS}
+DESCRIPTIONS: dict[str, str] = {
+    "nanda": "Nanda et al. 2023: p=113, [a, b, =], d_model 128, 30% train, AdamW lr 1e-3 wd 1",
+    "pizza-a": "Zhong et al. 2023 Model A: p=59, constant attention (alpha 0), 80% train, wd 2 -> pizza",
+    "pizza-b": "Zhong et al. 2023 Model B: p=59, standard attention (alpha 1), 80% train, wd 2 -> clock",
+    "tiny": "p=23, d_model 32, Clock/Pizza layout: trains in seconds, for tests and demos",
+}
+
+
+def resolve(preset: str | None, recipe: str | None, model_config: ModelConfig | None,
+            train_config: TrainConfig | None, overrides: dict) -> tuple[ModelConfig, TrainConfig]:
+    """(ModelConfig, TrainConfig) from a preset + recipe, explicit configs and field overrides."""
+    if preset is None:
+        mcfg, tcfg = model_config or ModelConfig(), train_config or TrainConfig()
+        if recipe not in (None, "published"):
+            raise ConfigError(f"recipe {recipe!r} needs a preset")
+    else:
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        mcfg, tcfg = PRESETS[preset]
+        recipe = recipe or "published"
+        if recipe not in RECIPES[preset]:
+            raise ConfigError(f"unknown recipe {recipe!r} for preset {preset!r}; choose one of {', '.join(RECIPES[preset])}")
+        tcfg = tcfg.replace(**RECIPES[preset][recipe])
+        mcfg, tcfg = model_config or mcfg, train_config or tcfg
+    m_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    t_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(overrides) - m_fields - t_fields)
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}")
+    m_over = {k: v for k, v in overrides.items() if k in m_fields and v is not None}
+    t_over = {k: v for k, v in overrides.items() if k in t_fields and v is not None}
+    if "d_model" in m_over and not {"d_head", "d_mlp", "n_heads"} & set(m_over):
+        # Changing the width alone keeps the references' proportions (4 heads, d_mlp = 4 d_model).
+        base = {k: v for k, v in mcfg.to_dict().items() if k not in ("d_model", "d_head", "d_mlp", "n_heads")}
+        base.update({k: v for k, v in m_over.items() if k != "d_model"})
+        return ModelConfig.with_width(m_over["d_model"], **base), tcfg.replace(**t_over)
+    return mcfg.replace(**m_over), tcfg.replace(**t_over)

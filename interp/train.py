@@ -1,0 +1,297 @@
+"""Full-batch training on (a + b) mod p, with logged history, snapshots, early stop and resume.
+
+A run directory holds:
+    run.json                      model + training config, preset and recipe names
+    history.json                  [{step, train_loss, train_acc, test_loss, test_acc, seconds}]
+    checkpoints/step_XXXXXX.safetensors   weights every `checkpoint_every` steps (initial included)
+    final.safetensors             weights at the last step
+    resume.safetensors            weights + AdamW + Grokfast state at the last snapshot
+
+`step` counts optimiser updates: the row and snapshot of step s describe the model after s updates.
+Resuming restarts from resume.safetensors and ends with the same weights as an uninterrupted run:
+training is full batch and draws no random numbers after initialisation.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from interp import checkpoints as ck
+from interp.config import ModelConfig, TrainConfig
+from interp.data import Dataset, make_dataset
+from interp.errors import CheckpointError, ConfigError, RunDirError
+from interp.model import Transformer
+
+
+def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy in float64 (as the references): float32 log-softmax underflows late in training."""
+    return F.cross_entropy(logits.to(torch.float64), labels)
+
+
+@torch.no_grad()
+def evaluate(model: Transformer, tokens: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """(loss, accuracy) on the given tokens [n, n_ctx], labels [n]."""
+    logits = model.last_logits(tokens)
+    return loss_fn(logits, labels).item(), (logits.argmax(-1) == labels).float().mean().item()
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up over `warmup_steps` updates, then constant."""
+    return cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else cfg.lr
+
+
+class Grokfast:
+    """Grokfast-EMA (Lee et al. 2024), applied between backward and step:
+    mu <- alpha * mu + (1 - alpha) * g;  g <- g + lambda * mu."""
+
+    def __init__(self, params: dict[str, torch.nn.Parameter], alpha: float, lamb: float):
+        self.params, self.alpha, self.lamb = params, alpha, lamb
+        self.ema: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def filter(self) -> None:
+        for name, p in self.params.items():
+            if p.grad is None:
+                continue
+            mu = self.ema.get(name)
+            self.ema[name] = p.grad.detach().clone() if mu is None else mu.mul_(self.alpha).add_(p.grad, alpha=1 - self.alpha)
+            p.grad.add_(self.ema[name], alpha=self.lamb)
+
+
+def make_optimizer(params: dict[str, torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.AdamW:
+    return torch.optim.AdamW(list(params.values()), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=cfg.betas)
+
+
+@dataclass
+class TrainResult:
+    model: Transformer
+    history: list[dict]
+    run_dir: Path | None
+    step: int
+    stopped_early: bool
+    seconds: float
+
+    @property
+    def final(self) -> dict:
+        return self.history[-1] if self.history else {}
+
+
+@dataclass
+class Trainer:
+    """One training run; `run()` trains from `step` to cfg.steps (or the early stop)."""
+
+    model_config: ModelConfig
+    train_config: TrainConfig
+    run_dir: Path | None = None
+    preset: str | None = None
+    recipe: str | None = None
+    history: list[dict] = field(default_factory=list)
+    step: int = 0
+    seconds: float = 0.0
+
+    def __post_init__(self):
+        self.model = Transformer(self.model_config, seed=self.train_config.seed)
+        self.data: Dataset = make_dataset(self.model_config, self.train_config.train_frac, self.train_config.data_seed)
+        self.params = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
+        self.optimizer = make_optimizer(self.params, self.train_config)
+        tc = self.train_config
+        self.grokfast = Grokfast(self.params, tc.grokfast_alpha, tc.grokfast_lambda) if tc.grokfast else None
+
+    # ---- persistence -------------------------------------------------------------------------
+    def resume_state(self) -> dict[str, torch.Tensor]:
+        """Everything training state holds besides the config: weights, AdamW moments, Grokfast EMA."""
+        state = {f"model.{k}": v for k, v in self.model.state_dict().items() if not k.endswith((".mask", ".IGNORE"))}
+        for name, p in self.params.items():
+            for key, val in self.optimizer.state.get(p, {}).items():
+                state[f"optim.{name}.{key}"] = val if torch.is_tensor(val) else torch.tensor(val)
+        if self.grokfast:
+            state.update({f"grokfast.{n}": v for n, v in self.grokfast.ema.items()})
+        return state
+
+    def load_resume_state(self, tensors: dict[str, torch.Tensor], source: str) -> None:
+        model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+        self.model = ck.model_from_state(self.model_config, model_state, source)
+        self.model.train()
+        self.params = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
+        self.optimizer = make_optimizer(self.params, self.train_config)
+        for name, p in self.params.items():
+            st = {k.split(".")[-1]: v for k, v in tensors.items() if k.startswith(f"optim.{name}.") and k.count(".") == name.count(".") + 2}
+            if st:
+                self.optimizer.state[p] = st
+        if self.train_config.grokfast:
+            self.grokfast = Grokfast(self.params, self.train_config.grokfast_alpha, self.train_config.grokfast_lambda)
+            self.grokfast.ema = {k[9:]: v for k, v in tensors.items() if k.startswith("grokfast.")}
+
+    def save(self, snapshot: bool) -> None:
+        if self.run_dir is None:
+            return
+        metrics = self.history[-1] if self.history and self.history[-1]["step"] == self.step else {}
+        if snapshot:
+            ck.save_checkpoint(self.run_dir / ck.SNAPSHOTS / f"step_{self.step:06d}.safetensors", self.model,
+                               self.train_config, self.step, metrics)
+        ck.atomic_write_json(self.run_dir / ck.HISTORY, self.history)
+        ck.save_tensors(self.run_dir / ck.RESUME, self.resume_state(),
+                        {"step": self.step, "seconds": self.seconds, "model_config": self.model_config.to_dict(),
+                         "train_config": self.train_config.to_dict()})
+
+    def write_run_json(self) -> None:
+        ck.atomic_write_json(self.run_dir / ck.RUN_JSON, {
+            "model_config": self.model_config.to_dict(), "train_config": self.train_config.to_dict(),
+            "preset": self.preset, "recipe": self.recipe, "format": ck.FORMAT,
+        })
+
+    # ---- the loop ----------------------------------------------------------------------------
+    def log(self, train_loss: float, train_acc: float) -> dict:
+        self.model.eval()
+        test_loss, test_acc = evaluate(self.model, self.data.test_tokens, self.data.test_labels)
+        self.model.train()
+        row = {"step": self.step, "train_loss": train_loss, "train_acc": train_acc,
+               "test_loss": test_loss, "test_acc": test_acc, "seconds": round(self.seconds, 3)}
+        self.history.append(row)
+        return row
+
+    def run(self, progress: bool = True) -> TrainResult:
+        tc, d = self.train_config, self.data
+        self.model.train()
+        stopped = False
+        bar = tqdm(total=tc.steps, initial=self.step, disable=not progress, desc="train", unit="step",
+                   dynamic_ncols=True, leave=True)
+        t0 = time.perf_counter() - self.seconds
+        try:
+            while True:
+                logits = self.model.last_logits(d.train_tokens)
+                loss = loss_fn(logits, d.train_labels)
+                done = self.step >= tc.steps
+                if self.step % tc.log_every == 0 or done:
+                    self.seconds = time.perf_counter() - t0
+                    acc = (logits.detach().argmax(-1) == d.train_labels).float().mean().item()
+                    row = self.log(loss.item(), acc)
+                    bar.set_postfix(train_acc=f"{acc:.3f}", test_acc=f"{row['test_acc']:.3f}", refresh=False)
+                    if tc.stop_at_test_acc is not None and row["test_acc"] >= tc.stop_at_test_acc:
+                        done, stopped = True, self.step < tc.steps
+                if done:
+                    break
+                if self.step % tc.checkpoint_every == 0:
+                    self.seconds = time.perf_counter() - t0
+                    self.save(snapshot=True)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if self.grokfast:
+                    self.grokfast.filter()
+                if tc.clip_grad:
+                    torch.nn.utils.clip_grad_norm_(list(self.params.values()), tc.clip_grad)
+                for g in self.optimizer.param_groups:
+                    g["lr"] = lr_at(tc, self.step)
+                self.optimizer.step()
+                self.step += 1
+                bar.update(1)
+        except KeyboardInterrupt:
+            bar.close()
+            raise
+        bar.close()
+        self.seconds = time.perf_counter() - t0
+        self.model.eval()
+        if self.run_dir is not None:
+            self.save(snapshot=True)
+            ck.save_checkpoint(self.run_dir / ck.FINAL, self.model, tc, self.step, self.history[-1])
+        return TrainResult(self.model, self.history, self.run_dir, self.step, stopped, self.seconds)
+
+
+def prepare_run_dir(run_dir: str | Path, overwrite: bool, model_config: ModelConfig, train_config: TrainConfig) -> Path:
+    """Create the run directory, or refuse with a clear message; check it is writable and has room."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"{run_dir}: exists and is not a directory")
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not overwrite:
+            hint = "resume it with --resume" if (run_dir / ck.RESUME).exists() else "pick another --out"
+            raise RunDirError(f"{run_dir}: run directory is not empty; {hint}, or pass --overwrite")
+        for name in (ck.RUN_JSON, ck.HISTORY, ck.FINAL, ck.RESUME):
+            (run_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(run_dir / ck.SNAPSHOTS, ignore_errors=True)
+    try:
+        (run_dir / ck.SNAPSHOTS).mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as e:
+        raise RunDirError(f"{run_dir}: cannot write the run directory ({e.strerror or e})") from None
+    check_disk_space(run_dir, model_config, train_config)
+    return run_dir
+
+
+def check_disk_space(run_dir: Path, model_config: ModelConfig, train_config: TrainConfig, start_step: int = 0) -> None:
+    """Refuse up front when the snapshots this run will write cannot fit on the disk."""
+    n_params = sum(p.numel() for p in Transformer(model_config, seed=None).parameters())
+    n_snap = (train_config.steps - start_step) // train_config.checkpoint_every + 2
+    need = n_params * 4 * (n_snap + 1 + 3 + 2) + (1 << 20)  # snapshots, final, resume (x3 with moments), temp copies
+    free = shutil.disk_usage(run_dir).free
+    if need > free:
+        raise RunDirError(f"{run_dir}: needs about {need / 2**20:.1f} MiB for checkpoints, only {free / 2**20:.1f} MiB free")
+
+
+def train(preset: str | None = None, recipe: str | None = None, out: str | Path | None = None, *,
+          model_config: ModelConfig | None = None, train_config: TrainConfig | None = None,
+          overwrite: bool = False, progress: bool = True, **overrides) -> TrainResult:
+    """Train a model. Start from a preset (and recipe) and/or explicit configs; keyword overrides
+    set any ModelConfig or TrainConfig field by name, e.g. `train("nanda", steps=500, attn_rate=0.5)`.
+    With `out`, the run is saved there and can be resumed with `resume(out)`.
+    """
+    from interp.presets import resolve
+
+    mcfg, tcfg = resolve(preset, recipe, model_config, train_config, overrides)
+    trainer = Trainer(mcfg, tcfg, preset=preset, recipe=recipe)
+    if out is not None:
+        trainer.run_dir = prepare_run_dir(out, overwrite, mcfg, tcfg)
+        trainer.write_run_json()
+    return trainer.run(progress=progress)
+
+
+def load_trainer(run_dir: str | Path, steps: int | None = None) -> Trainer:
+    """A Trainer restored from a run directory's resume state (optionally with a new step budget)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"{run_dir}: no such run directory")
+    if not (run_dir / ck.RUN_JSON).exists():
+        raise RunDirError(f"{run_dir}: not a run directory (no {ck.RUN_JSON})")
+    try:
+        info = json.loads((run_dir / ck.RUN_JSON).read_text())
+        mcfg = ModelConfig.from_dict(info["model_config"])
+        tcfg = TrainConfig.from_dict(info["train_config"])
+    except (json.JSONDecodeError, KeyError, ConfigError, TypeError) as e:
+        raise RunDirError(f"{run_dir / ck.RUN_JSON}: unreadable run config ({e})") from None
+    if steps is not None:
+        tcfg = tcfg.replace(steps=steps)
+    trainer = Trainer(mcfg, tcfg, run_dir=run_dir, preset=info.get("preset"), recipe=info.get("recipe"))
+    if (run_dir / ck.RESUME).exists():
+        tensors, meta = ck.read_safetensors(run_dir / ck.RESUME)
+        try:
+            trainer.step = int(json.loads(meta["step"]))
+            trainer.seconds = float(json.loads(meta.get("seconds", "0")))
+        except (KeyError, ValueError) as e:
+            raise CheckpointError(f"{run_dir / ck.RESUME}: resume state has no valid step ({e})") from None
+        trainer.load_resume_state(tensors, str(run_dir / ck.RESUME))
+        try:
+            history = json.loads((run_dir / ck.HISTORY).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            history = []
+        trainer.history = [r for r in history if r["step"] < trainer.step]
+    if steps is not None:
+        trainer.write_run_json()
+    (run_dir / ck.FINAL).unlink(missing_ok=True)
+    return trainer
+
+
+def resume(run_dir: str | Path, steps: int | None = None, progress: bool = True) -> TrainResult:
+    """Continue an interrupted run from its last resume point; same final weights as if never stopped."""
+    trainer = load_trainer(run_dir, steps)
+    check_disk_space(trainer.run_dir, trainer.model_config, trainer.train_config, trainer.step)
+    return trainer.run(progress=progress)
