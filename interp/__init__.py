@@ -16,3 +16,10 @@ from interp.presets import PRESETS, RECIPES
 from interp.train import TrainResult, evaluate, resume, train
 
 __version__ = "0.1.0"
+from interp import fourier, probes, progress  # Fourier probes and progress measures (interp.plots: figures)
+from interp.fourier import key_frequencies
+from interp.sweep import SweepResult, resume_sweep, sweep
+from interp import report  # one HTML page per model
+from interp.report import write_report
+from interp import metrics  # clock-vs-pizza metrics (Zhong et al. 2023)
+from interp.classify import Classification, classify

@@ -72,11 +72,23 @@ def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[st
         raise CheckpointError(f"{path}: truncated or not a safetensors file (header claims {header_len} bytes, file has {len(data)})")
     try:
         header = json.loads(data[8 : 8 + header_len])
+        size = _data_size(header)
+        if 8 + header_len + size > len(data):
+            raise CheckpointError(f"{path}: truncated: the header describes {size} bytes of tensor data, "
+                                  f"the file holds {len(data) - 8 - header_len}")
         tensors = st_load_bytes(data)
     except (SafetensorError, ValueError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path}: corrupt safetensors file ({str(e).splitlines()[0][:200]})") from None
     meta = header.get("__metadata__") or {}
     return tensors, meta
+
+
+def _data_size(header) -> int:
+    """Bytes of tensor data a safetensors header describes (0 where the header makes no sense)."""
+    try:
+        return max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    except (AttributeError, KeyError, TypeError, IndexError, ValueError, OverflowError):
+        return 0
 
 
 def _json_field(path, meta: dict[str, str], key: str):
@@ -120,12 +132,13 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         )
     try:
         mcfg = ModelConfig.from_dict(_json_field(path, meta, "model_config"))
-        tc = meta.get("train_config")
-        tcfg = TrainConfig.from_dict(json.loads(tc)) if tc else None
+        tcfg = TrainConfig.from_dict(_json_field(path, meta, "train_config")) if meta.get("train_config") else None
     except (ConfigError, TypeError) as e:
         raise CheckpointError(f"{path}: invalid config in metadata: {e}") from None
-    step = json.loads(meta.get("step", "null"))
-    metrics = json.loads(meta.get("metrics", "{}"))
+    step = _json_field(path, meta, "step") if "step" in meta else None
+    metrics = _json_field(path, meta, "metrics") if "metrics" in meta else {}
+    if not (step is None or (isinstance(step, int) and not isinstance(step, bool))) or not isinstance(metrics, dict):
+        raise CheckpointError(f"{path}: checkpoint metadata 'step' must be an integer and 'metrics' an object")
     return Checkpoint(mcfg, tensors, tcfg, step, metrics, path)
 
 
@@ -133,8 +146,12 @@ def model_from_state(cfg: ModelConfig, state: dict[str, torch.Tensor], source: s
     """Build a model and load `state` with a check of every name and shape, and of finiteness."""
     from interp.model import Transformer
 
-    model = Transformer(cfg, seed=None)
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith((".mask", ".IGNORE"))}
+    try:
+        with torch.device("meta"):  # shapes only: a config that claims a huge model allocates nothing
+            expected = {k: tuple(v.shape) for k, v in Transformer(cfg, seed=None).state_dict().items()
+                        if not k.endswith((".mask", ".IGNORE"))}
+    except (RuntimeError, ValueError, OverflowError):  # sizes past what torch can even describe
+        raise CheckpointError(f"{source}: config {cfg_summary(cfg)} describes a model too large to build") from None
     got = {k: tuple(v.shape) for k, v in state.items() if not k.endswith((".mask", ".IGNORE"))}
     missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
     if missing or extra:
@@ -144,10 +161,15 @@ def model_from_state(cfg: ModelConfig, state: dict[str, torch.Tensor], source: s
     for k, shape in expected.items():
         if got[k] != shape:
             raise CheckpointError(f"{source}: {k} has shape {list(got[k])}, config {cfg_summary(cfg)} needs {list(shape)}")
-    for k, v in state.items():
-        if v.is_floating_point() and not torch.isfinite(v).all():
+    for k in expected:
+        if not state[k].is_floating_point():
+            raise CheckpointError(f"{source}: {k} has dtype {state[k].dtype}; weights must be floating point")
+    weights = {k: state[k].float() for k in expected}  # checked after the cast: 1e300 in float64 is Inf in float32
+    for k, v in weights.items():
+        if not torch.isfinite(v).all():
             raise CheckpointError(f"{source}: {k} contains NaN or Inf values")
-    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    model = Transformer(cfg, seed=None)
+    model.load_state_dict(weights, strict=True)
     model.eval()
     return model
 
@@ -193,14 +215,6 @@ def load(path: str | Path, config: str | Path | dict | None = None):
 
             return formats.load_foreign_dir(path, config)
         path = find_checkpoint(path)
-    if path.suffix == ".safetensors" and config is None:
-        try:
-            ck = read_checkpoint(path)
-        except CheckpointError:
-            raise
-        model = model_from_state(ck.model_config, ck.state_dict, str(path))
-        model.checkpoint_info = ck
-        return model
-    from interp import formats
+    from interp import formats  # recognises the file from its contents, ours included
 
     return formats.load_foreign(path, config)

@@ -18,28 +18,43 @@ ACT_FNS = ("relu", "gelu")
 BIASES = ("none", "mlp", "all")
 
 
+def _show(v) -> str:
+    """repr(v) cut to one short line, whatever the value (even an int too long to print)."""
+    try:
+        r = repr(v)
+    except ValueError:  # beyond Python's int-to-str digit limit
+        r = f"<{type(v).__name__} too long to print>"
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
 def _int(obj, name: str, lo: int | None = None) -> None:
     v = getattr(obj, name)
     if isinstance(v, bool) or not isinstance(v, int):
-        raise ConfigError(f"{type(obj).__name__}.{name} must be an integer, got {v!r}")
+        raise ConfigError(f"{type(obj).__name__}.{name} must be an integer, got {_show(v)}")
     if lo is not None and v < lo:
-        raise ConfigError(f"{type(obj).__name__}.{name} must be >= {lo}, got {v}")
+        raise ConfigError(f"{type(obj).__name__}.{name} must be >= {lo}, got {_show(v)}")
+    if v >= 2**63:  # torch sizes and seeds are 64-bit
+        raise ConfigError(f"{type(obj).__name__}.{name} must be < 2**63, got {_show(v)}")
 
 
 def _float(obj, name: str, lo: float, hi: float, lo_open=False, hi_open=False) -> None:
     v = getattr(obj, name)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise ConfigError(f"{type(obj).__name__}.{name} must be a finite number, got {v!r}")
+    try:
+        finite = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+    except OverflowError:  # an int too large for a float
+        finite = False
+    if not finite:
+        raise ConfigError(f"{type(obj).__name__}.{name} must be a finite number, got {_show(v)}")
     bad_lo = v <= lo if lo_open else v < lo
     bad_hi = v >= hi if hi_open else v > hi
     if bad_lo or bad_hi:
         rng = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
-        raise ConfigError(f"{type(obj).__name__}.{name} must be in {rng}, got {v}")
+        raise ConfigError(f"{type(obj).__name__}.{name} must be in {rng}, got {_show(v)}")
 
 
 def _bool(obj, name: str) -> None:
     if not isinstance(getattr(obj, name), bool):
-        raise ConfigError(f"{type(obj).__name__}.{name} must be true or false, got {getattr(obj, name)!r}")
+        raise ConfigError(f"{type(obj).__name__}.{name} must be true or false, got {_show(getattr(obj, name))}")
 
 
 class _Config:
@@ -56,7 +71,7 @@ class _Config:
         if not isinstance(d, dict):
             raise ConfigError(f"{cls.__name__} must be a JSON object, got {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
+        unknown = sorted(_show(k) for k in set(d) - known)
         if unknown:
             raise ConfigError(f"{cls.__name__} has no field(s) {', '.join(unknown)}")
         d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
@@ -93,15 +108,16 @@ class ModelConfig(_Config):
             _int(self, name, 1)
         if self.d_head * self.n_heads != self.d_model:
             raise ConfigError(
-                f"ModelConfig.d_head * n_heads must equal d_model, got {self.d_head} * {self.n_heads} != {self.d_model}"
+                f"ModelConfig.d_head * n_heads must equal d_model, "
+                f"got {_show(self.d_head)} * {_show(self.n_heads)} != {_show(self.d_model)}"
             )
         if self.act_fn not in ACT_FNS:
-            raise ConfigError(f"ModelConfig.act_fn must be one of {ACT_FNS}, got {self.act_fn!r}")
+            raise ConfigError(f"ModelConfig.act_fn must be one of {ACT_FNS}, got {_show(self.act_fn)}")
         _float(self, "attn_rate", 0.0, 1.0)
         for name in ("eq_token", "diff_vocab", "causal"):
             _bool(self, name)
         if self.biases not in BIASES:
-            raise ConfigError(f"ModelConfig.biases must be one of {BIASES}, got {self.biases!r}")
+            raise ConfigError(f"ModelConfig.biases must be one of {BIASES}, got {_show(self.biases)}")
 
     @classmethod
     def with_width(cls, d_model: int, **kw) -> "ModelConfig":
@@ -151,10 +167,10 @@ class TrainConfig(_Config):
         _float(self, "lr", 0.0, 10.0, lo_open=True)
         _float(self, "weight_decay", 0.0, 1e3)
         if not (isinstance(self.betas, tuple) and len(self.betas) == 2):
-            raise ConfigError(f"TrainConfig.betas must be a pair of numbers, got {self.betas!r}")
+            raise ConfigError(f"TrainConfig.betas must be a pair of numbers, got {_show(self.betas)}")
         for b in self.betas:
             if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0 <= b < 1:
-                raise ConfigError(f"TrainConfig.betas must be in [0, 1), got {self.betas!r}")
+                raise ConfigError(f"TrainConfig.betas must be in [0, 1), got {_show(self.betas)}")
         _int(self, "warmup_steps", 0)
         _float(self, "grokfast_alpha", 0.0, 1.0, hi_open=True)
         _float(self, "grokfast_lambda", 0.0, 100.0)

@@ -11,7 +11,7 @@ from plotly.subplots import make_subplots
 from interp import fourier
 from interp.errors import InterpError
 from interp.probes import AttentionProbe, EmbeddingProbe, LogitProbe, NeuronProbe
-from interp.progress import Progress
+from interp.progress import Phases, Progress
 
 
 class PlotError(InterpError, ValueError):
@@ -129,6 +129,8 @@ def logit_spectrum(probe: LogitProbe) -> go.Figure:
 
 _PHASES = (("memorisation", "rgba(99,110,250,0.10)"), ("circuit formation", "rgba(239,85,59,0.10)"),
            ("clean-up", "rgba(0,204,150,0.12)"))
+# Phase names run down the left edge of their band: side by side they overlap when a phase is short.
+_PHASE_LABEL = dict(annotation_position="top left", annotation_textangle=-90, annotation_font_size=11)
 
 
 def progress_curves(prog: Progress) -> go.Figure:
@@ -149,8 +151,196 @@ def progress_curves(prog: Progress) -> go.Figure:
     bounds = [steps[0], ph.memorisation_end, ph.circuit_formation_end, end]
     for (label, color), x0, x1 in zip(_PHASES, bounds, bounds[1:]):
         if x0 is not None and x1 is not None and x1 > x0:
-            fig.add_vrect(x0=x0, x1=x1, fillcolor=color, line_width=0, annotation_text=label,
-                          annotation_position="top left", row="all", col=1)
+            fig.add_vrect(x0=x0, x1=x1, fillcolor=color, line_width=0, annotation_text=label, **_PHASE_LABEL,
+                          row="all", col=1)
     fig.update_yaxes(type="log", row=1, col=1)
     fig.update_xaxes(title_text="step", row=3, col=1)
     return fig.update_layout(title=f"Progress measures (key frequencies {prog.key_freqs})", height=850)
+
+
+# ---- training curves, circles over training, clock vs pizza, phase diagrams -------------------------
+def _shade_phases(fig: go.Figure, phases, last_step: int, rows: int) -> None:
+    end = phases.cleanup_end if phases.cleanup_end is not None or phases.circuit_formation_end is None else last_step
+    bounds = [0, phases.memorisation_end, phases.circuit_formation_end, end]
+    for (label, color), x0, x1 in zip(_PHASES, bounds, bounds[1:]):
+        if x0 is not None and x1 is not None and x1 > x0:
+            for r in range(1, rows + 1):  # the label once, on the top panel (plotly writes "new text" for None)
+                label_kw = dict(annotation_text=label, **_PHASE_LABEL) if r == 1 else {}
+                fig.add_vrect(x0=x0, x1=x1, fillcolor=color, line_width=0, row=r, col=1, **label_kw)
+
+
+def loss_curves(history: list[dict], phases=None, title: str = "Training curves") -> go.Figure:
+    """Train and test loss (log scale) and accuracy from a run's history (`TrainResult.history` or
+    its history.json rows), with the phases of `progress.detect_phases` shaded when given."""
+    if not isinstance(history, (list, tuple)) or not history or not all(
+            isinstance(r, dict) and {"step", "train_loss", "test_loss"} <= set(r) for r in history):
+        raise PlotError("loss_curves needs a non-empty list of history rows with step, train_loss and test_loss")
+    steps = [r["step"] for r in history]
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, subplot_titles=["loss", "accuracy"])
+    colors = {"train": "#636efa", "test": "#ef553b"}
+    for split in ("train", "test"):
+        fig.add_trace(go.Scatter(x=steps, y=[r[f"{split}_loss"] for r in history], name=f"{split} loss",
+                                 line=dict(color=colors[split])), row=1, col=1)
+        if all(f"{split}_acc" in r for r in history):
+            fig.add_trace(go.Scatter(x=steps, y=[r[f"{split}_acc"] for r in history], name=f"{split} accuracy",
+                                     line=dict(color=colors[split], dash="dot")), row=2, col=1)
+    if phases is not None:
+        _check(phases, Phases, "loss_curves (phases)")
+        _shade_phases(fig, phases, steps[-1], 2)
+    fig.update_yaxes(type="log", title_text="cross-entropy", row=1, col=1)
+    fig.update_yaxes(title_text="accuracy", range=[0, 1.05], row=2, col=1)
+    fig.update_xaxes(title_text="step", row=2, col=1)
+    return fig.update_layout(title=title, height=600)
+
+
+def circles_over_training(snapshots: list[EmbeddingProbe], steps: list[int]) -> go.Figure:
+    """A grid of embedding circles: one row per snapshot (`probes.embedding(model_at_step, freqs=keys)`
+    with the same key frequencies for all), one column per key frequency."""
+    if not snapshots or len(snapshots) != len(steps):
+        raise PlotError("circles_over_training needs one EmbeddingProbe per step (and at least one)")
+    for s in snapshots:
+        _check(s, EmbeddingProbe, "circles_over_training")
+    keys = snapshots[0].key_freqs
+    if not keys or any(s.key_freqs != keys for s in snapshots):
+        raise PlotError("circles_over_training: probe every snapshot with the same, non-empty freqs= "
+                        "(e.g. the final model's key frequencies)")
+    rows, cols = len(snapshots), len(keys)
+    fig = make_subplots(rows=rows, cols=cols, horizontal_spacing=0.03, vertical_spacing=0.04,
+                        subplot_titles=[f"step {st}, frequency {k}" for st in steps for k in keys])
+    for r, probe in enumerate(snapshots):
+        for c, pts in enumerate(probe.circles):
+            n = pts.shape[0]
+            fig.add_trace(go.Scatter(x=pts[:, 0].tolist(), y=pts[:, 1].tolist(), mode="markers",
+                                     text=[f"token {t}" for t in range(n)], hoverinfo="text",
+                                     marker=dict(color=list(range(n)), colorscale="Twilight", size=5),
+                                     showlegend=False), row=r + 1, col=c + 1)
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=False, scaleanchor=None)
+    return fig.update_layout(title="The embedding on each key frequency's (cos, sin) plane over training "
+                                   "(colour = token)", height=230 * rows + 100, width=230 * cols + 120)
+
+
+def sum_difference_maps(maps: dict[str, "object"], title: str | None = None) -> go.Figure:
+    """Heat maps of `circles.sum_difference_table` per model ({name: M [p_s, p_d]}): the correct
+    logit by (a + b) mod p (rows) and (a - b) mod p (columns). A clock is constant along each
+    row; a pizza varies with a - b."""
+    if not isinstance(maps, dict) or not maps:
+        raise PlotError("sum_difference_maps needs a dict {name: [p, p] table}")
+    names = list(maps)
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.06)
+    for i, name in enumerate(names):
+        M = maps[name]
+        fig.add_trace(go.Heatmap(z=M.tolist(), colorscale="Viridis", showscale=False), row=1, col=i + 1)
+    fig.update_xaxes(title_text="(a - b) mod p")
+    fig.update_yaxes(title_text="(a + b) mod p", autorange="reversed")
+    return fig.update_layout(title=title or "Correct logit by sum (rows) and difference (columns)",
+                             height=420, width=380 * len(names) + 100)
+
+
+def isolated_circles(circles: list, title: str = "Isolated circles") -> go.Figure:
+    """The token embeddings on each isolated circle's plane (`circles.isolate_circles`, by principal
+    components or by frequency), titled with its frequency and the re-run model's GS, DI and template fits."""
+    from interp.circles import IsolatedCircle
+
+    if not circles:
+        raise PlotError("isolated_circles needs at least one IsolatedCircle")
+    for c in circles:
+        _check(c, IsolatedCircle, "isolated_circles")
+    titles = [(f"PC {c.components[0] + 1}-{c.components[1] + 1}: freq {c.frequency}" if c.components else
+               f"frequency {c.frequency}") + f"<br>GS {c.gradient_symmetricity:.2f}, DI {c.distance_irrelevance:.2f}, "
+              f"pizza {c.pizza_fve:.2f} / clock {c.clock_fve:.2f}" for c in circles]
+    rows, cols = _grid(len(circles))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles)
+    for i, c in enumerate(circles):
+        n = c.points.shape[0]
+        fig.add_trace(go.Scatter(x=c.points[:, 0].tolist(), y=c.points[:, 1].tolist(), mode="markers+text",
+                                 text=[str(t) for t in range(n)], textposition="top center",
+                                 marker=dict(color=list(range(n)), colorscale="Twilight"), showlegend=False),
+                      row=i // cols + 1, col=i % cols + 1)
+    fig.update_annotations(font_size=11)
+    return fig.update_layout(title=title, height=360 * rows + 100, width=340 * cols + 80)
+
+
+_LABEL_COLORS = {"pizza": "#ef553b", "clock": "#636efa", "ambiguous": "#ab63fa", "non-generalizing": "#b0b0b0"}
+
+
+def phase_diagram(rows: list[dict], x: str = "attn_rate", y: str = "d_model", color: str = "classify.label",
+                  title: str | None = None) -> go.Figure:
+    """One marker per run of a sweep table (`SweepResult.rows` / results.json): `x` and `y` are grid
+    columns, `color` the column to colour by, categorical (the classification label) or numeric
+    (e.g. "classify.gradient_symmetricity"). Runs sharing an (x, y) cell (seeds) sit side by side.
+    The y axis is logarithmic when y is a width."""
+    if not rows or not all(isinstance(r, dict) and x in r and y in r for r in rows):
+        raise PlotError(f"phase_diagram needs sweep rows with columns {x!r} and {y!r}")
+    if not any(color in r for r in rows):
+        raise PlotError(f"phase_diagram: no row has the column {color!r} (was the sweep classified?)")
+    xs = sorted({r[x] for r in rows})
+    dx = min((b - a for a, b in zip(xs, xs[1:])), default=1.0) * 0.25
+    cells: dict[tuple, list[dict]] = {}
+    for r in rows:
+        cells.setdefault((r[x], r[y]), []).append(r)
+    placed = []  # (x position, row)
+    for (cx, _), members in cells.items():
+        n = len(members)
+        placed += [(cx + dx * ((i - (n - 1) / 2) / max(n - 1, 1) if n > 1 else 0), m) for i, m in enumerate(members)]
+
+    def hover(r):
+        keys = [k for k in ("name", "classify.label", "classify.gradient_symmetricity", "classify.distance_irrelevance",
+                            "classify.circularity", "test_acc") if k in r]
+        return "<br>".join(f"{k}: {r[k]:.3f}" if isinstance(r[k], float) else f"{k}: {r[k]}" for k in keys)
+
+    fig = go.Figure()
+    values = [r.get(color) for _, r in placed]
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values if v is not None):
+        fig.add_trace(go.Scatter(x=[px for px, _ in placed], y=[r[y] for _, r in placed], mode="markers",
+                                 text=[hover(r) for _, r in placed], hoverinfo="text",
+                                 marker=dict(size=16, color=values, colorscale="RdBu_r", showscale=True,
+                                             colorbar=dict(title=color.split(".")[-1]), line=dict(width=1, color="black"))))
+    else:
+        for label in dict.fromkeys(str(v) for v in values):
+            pts = [(px, r) for px, r in placed if str(r.get(color)) == label]
+            fig.add_trace(go.Scatter(x=[px for px, _ in pts], y=[r[y] for _, r in pts], mode="markers", name=label,
+                                     text=[hover(r) for _, r in pts], hoverinfo="text",
+                                     marker=dict(size=16, color=_LABEL_COLORS.get(label), line=dict(width=1, color="black"))))
+    ys = sorted({r[y] for r in rows})
+    log_y = y in ("d_model", "d_mlp") and all(isinstance(v, (int, float)) and v > 0 for v in ys)
+    fig.update_xaxes(title_text={"attn_rate": "attention rate α"}.get(x, x), tickvals=xs)
+    fig.update_yaxes(title_text={"d_model": "width (d_model)"}.get(y, y), tickvals=ys, type="log" if log_y else None)
+    return fig.update_layout(title=title or f"Phase diagram: {color.split('.')[-1]} by {x} and {y}", height=480,
+                             width=720)
+
+
+
+def verdicts_over_training(runs: dict, title: str = "The verdict over training") -> go.Figure:
+    """Gradient symmetricity, distance irrelevance and the template margin of `interp.classify` over
+    a run's snapshots, one line per model; markers coloured by the label at each step.
+    `runs`: {name: (steps, [Classification, ...])}."""
+    from interp.classify import Classification
+
+    if not isinstance(runs, dict) or not runs:
+        raise PlotError("verdicts_over_training needs {name: (steps, [Classification, ...])}")
+    for name, value in runs.items():
+        if not (isinstance(value, (tuple, list)) and len(value) == 2 and len(value[0]) == len(value[1]) > 0
+                and all(isinstance(c, Classification) for c in value[1])):
+            raise PlotError(f"verdicts_over_training: {name!r} needs (steps, classifications) of equal, non-zero length")
+    panels = [("gradient symmetricity", lambda c: c.gradient_symmetricity),
+              ("distance irrelevance", lambda c: c.distance_irrelevance),
+              ("pizza - clock template FVE", lambda c: c.pizza_template_fve - c.clock_template_fve)]
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.07, subplot_titles=[t for t, _ in panels])
+    dashes = ["solid", "dash", "dot", "dashdot"]
+    shown = set()
+    for i, (name, (steps, cls)) in enumerate(runs.items()):
+        for r, (_, get) in enumerate(panels):
+            fig.add_trace(go.Scatter(x=list(steps), y=[get(c) for c in cls], mode="lines", name=name, legendgroup=name,
+                                     showlegend=r == 0, line=dict(color="gray", dash=dashes[i % len(dashes)])),
+                          row=r + 1, col=1)
+            for label in dict.fromkeys(c.label for c in cls):
+                pts = [(s, get(c)) for s, c in zip(steps, cls) if c.label == label]
+                fig.add_trace(go.Scatter(x=[s for s, _ in pts], y=[v for _, v in pts], mode="markers", name=label,
+                                         legendgroup=f"label {label}", showlegend=label not in shown,
+                                         marker=dict(size=8, color=_LABEL_COLORS.get(label, "black")),
+                                         hovertext=[f"{name}: {label}" for _ in pts]), row=r + 1, col=1)
+                shown.add(label)
+    fig.add_hline(y=0, line_width=1, line_color="lightgray", row=3, col=1)
+    fig.update_xaxes(title_text="step", row=3, col=1)
+    return fig.update_layout(title=title, height=750)

@@ -36,11 +36,16 @@ def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.to(torch.float64), labels)
 
 
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Fraction of rows [n, d_vocab_out] whose argmax is the label [n]: a 0-dim tensor."""
+    return (logits.argmax(-1) == labels).float().mean()
+
+
 @torch.no_grad()
 def evaluate(model: Transformer, tokens: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
     """(loss, accuracy) on the given tokens [n, n_ctx], labels [n]."""
     logits = model.last_logits(tokens)
-    return loss_fn(logits, labels).item(), (logits.argmax(-1) == labels).float().mean().item()
+    return loss_fn(logits, labels).item(), accuracy(logits, labels).item()
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -68,6 +73,24 @@ class Grokfast:
 
 def make_optimizer(params: dict[str, torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(list(params.values()), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=cfg.betas)
+
+
+def apply_update(loss: torch.Tensor, params: dict[str, torch.nn.Parameter], optimizer: torch.optim.Optimizer,
+                 grokfast: Grokfast | None, cfg: TrainConfig, step: int) -> None:
+    """Update number `step + 1` from the training loss: backward, Grokfast, clipping, warm-up lr, AdamW.
+
+    interp.sweep calls it on stacked parameters [n_models, ...]: everything here is element-wise
+    except clip_grad (a norm over the whole model), which the sweep refuses.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grokfast:
+        grokfast.filter()
+    if cfg.clip_grad:
+        torch.nn.utils.clip_grad_norm_(list(params.values()), cfg.clip_grad)
+    for g in optimizer.param_groups:
+        g["lr"] = lr_at(cfg, step)
+    optimizer.step()
 
 
 @dataclass
@@ -153,10 +176,24 @@ class Trainer:
         self.model.eval()
         test_loss, test_acc = evaluate(self.model, self.data.test_tokens, self.data.test_labels)
         self.model.train()
+        return self.record(train_loss, train_acc, test_loss, test_acc)
+
+    def record(self, train_loss: float, train_acc: float, test_loss: float, test_acc: float) -> dict:
         row = {"step": self.step, "train_loss": train_loss, "train_acc": train_acc,
                "test_loss": test_loss, "test_acc": test_acc, "seconds": round(self.seconds, 3)}
         self.history.append(row)
         return row
+
+    def update(self, loss: torch.Tensor) -> None:
+        apply_update(loss, self.params, self.optimizer, self.grokfast, self.train_config, self.step)
+        self.step += 1
+
+    def finish(self) -> None:
+        """Save the end of the run: a last snapshot (and resume point) and final.safetensors."""
+        self.model.eval()
+        if self.run_dir is not None:
+            self.save(snapshot=True)
+            ck.save_checkpoint(self.run_dir / ck.FINAL, self.model, self.train_config, self.step, self.history[-1])
 
     def run(self, progress: bool = True) -> TrainResult:
         tc, d = self.train_config, self.data
@@ -172,7 +209,7 @@ class Trainer:
                 done = self.step >= tc.steps
                 if self.step % tc.log_every == 0 or done:
                     self.seconds = time.perf_counter() - t0
-                    acc = (logits.detach().argmax(-1) == d.train_labels).float().mean().item()
+                    acc = accuracy(logits.detach(), d.train_labels).item()
                     row = self.log(loss.item(), acc)
                     bar.set_postfix(train_acc=f"{acc:.3f}", test_acc=f"{row['test_acc']:.3f}", refresh=False)
                     if tc.stop_at_test_acc is not None and row["test_acc"] >= tc.stop_at_test_acc:
@@ -182,26 +219,14 @@ class Trainer:
                 if self.step % tc.checkpoint_every == 0:
                     self.seconds = time.perf_counter() - t0
                     self.save(snapshot=True)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if self.grokfast:
-                    self.grokfast.filter()
-                if tc.clip_grad:
-                    torch.nn.utils.clip_grad_norm_(list(self.params.values()), tc.clip_grad)
-                for g in self.optimizer.param_groups:
-                    g["lr"] = lr_at(tc, self.step)
-                self.optimizer.step()
-                self.step += 1
+                self.update(loss)
                 bar.update(1)
         except KeyboardInterrupt:
             bar.close()
             raise
         bar.close()
         self.seconds = time.perf_counter() - t0
-        self.model.eval()
-        if self.run_dir is not None:
-            self.save(snapshot=True)
-            ck.save_checkpoint(self.run_dir / ck.FINAL, self.model, tc, self.step, self.history[-1])
+        self.finish()
         return TrainResult(self.model, self.history, self.run_dir, self.step, stopped, self.seconds)
 
 
@@ -217,6 +242,7 @@ def prepare_run_dir(run_dir: str | Path, overwrite: bool, model_config: ModelCon
         for name in (ck.RUN_JSON, ck.HISTORY, ck.FINAL, ck.RESUME):
             (run_dir / name).unlink(missing_ok=True)
         shutil.rmtree(run_dir / ck.SNAPSHOTS, ignore_errors=True)
+    fresh = [d for d in (run_dir / ck.SNAPSHOTS, run_dir) if not d.exists()]
     try:
         (run_dir / ck.SNAPSHOTS).mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
@@ -224,7 +250,12 @@ def prepare_run_dir(run_dir: str | Path, overwrite: bool, model_config: ModelCon
         probe.unlink()
     except OSError as e:
         raise RunDirError(f"{run_dir}: cannot write the run directory ({e.strerror or e})") from None
-    check_disk_space(run_dir, model_config, train_config)
+    try:
+        check_disk_space(run_dir, model_config, train_config)
+    except RunDirError:
+        for d in fresh:  # what this call created: a refused run leaves nothing that blocks running it again
+            d.rmdir()
+        raise
     return run_dir
 
 
@@ -276,7 +307,7 @@ def load_trainer(run_dir: str | Path, steps: int | None = None) -> Trainer:
         try:
             trainer.step = int(json.loads(meta["step"]))
             trainer.seconds = float(json.loads(meta.get("seconds", "0")))
-        except (KeyError, ValueError) as e:
+        except (KeyError, ValueError, TypeError) as e:
             raise CheckpointError(f"{run_dir / ck.RESUME}: resume state has no valid step ({e})") from None
         trainer.load_resume_state(tensors, str(run_dir / ck.RESUME))
         try:
@@ -284,6 +315,7 @@ def load_trainer(run_dir: str | Path, steps: int | None = None) -> Trainer:
         except (FileNotFoundError, json.JSONDecodeError):
             history = []
         trainer.history = [r for r in history if r["step"] < trainer.step]
+    check_disk_space(run_dir, mcfg, tcfg, trainer.step)  # before this changes anything in the run
     if steps is not None:
         trainer.write_run_json()
     (run_dir / ck.FINAL).unlink(missing_ok=True)
@@ -292,6 +324,4 @@ def load_trainer(run_dir: str | Path, steps: int | None = None) -> Trainer:
 
 def resume(run_dir: str | Path, steps: int | None = None, progress: bool = True) -> TrainResult:
     """Continue an interrupted run from its last resume point; same final weights as if never stopped."""
-    trainer = load_trainer(run_dir, steps)
-    check_disk_space(trainer.run_dir, trainer.model_config, trainer.train_config, trainer.step)
-    return trainer.run(progress=progress)
+    return load_trainer(run_dir, steps).run(progress=progress)

@@ -1,0 +1,159 @@
+"""Looking at one circle at a time (Zhong et al. 2023, REFERENCES §2): the principal components of
+the token embedding, a model re-run with one pair of them kept ("circle isolation"), and the
+correct-logit table by (a + b, a - b) that distance irrelevance summarises.
+
+    M = sum_difference_table(metrics.logit_table(model))   # [p_s, p_d]: a clock is flat along d
+    for c in isolate_circles(model, n_pairs=3):             # PCs (1, 2), (3, 4), (5, 6)
+        print(c.frequency, c.gradient_symmetricity, c.distance_irrelevance, c.pizza_fve, c.clock_fve)
+    isolate_circles(model, frequencies=[4, 10])             # or one Fourier frequency of W_E at a time
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from interp import metrics as M
+from interp.fourier import frequency_norms
+
+
+def sum_difference_table(table: Tensor, variant: str = "correct") -> Tensor:
+    """[p_s, p_d]: the M[s, d] of `metrics.distance_irrelevance`, rows ordered by s = (a + b) mod p and
+    columns by d = (a - b) mod p, for plotting. A clock's M is constant along d; a pizza's is not.
+
+    variant: "correct" (the logit of the answer) or "max_wrong" (the largest wrong logit). Needs an
+    odd p (for even p, s and d have the same parity and half the (s, d) cells have no pair).
+    """
+    p = M._check_table(table)
+    if p % 2 == 0:
+        raise M.MetricError(f"sum_difference_table needs an odd p (every (s, d) a pair), got p={p}")
+    r = torch.arange(p)
+    half = pow(2, -1, p)  # (s + d) / 2 mod p
+    a = ((r[:, None] + r[None, :]) * half) % p  # [s, d]
+    b = ((r[:, None] - r[None, :]) * half) % p
+    t = table.double()[a, b]  # [s, d, c]
+    answer = ((a + b) % p)[..., None]
+    if variant == "correct":
+        return t.gather(-1, answer)[..., 0]
+    if variant == "max_wrong":
+        return t.scatter(-1, answer, -math.inf).amax(-1)
+    raise M.MetricError(f"sum_difference_table variant must be 'correct' or 'max_wrong', got {variant!r}")
+
+
+def embedding_pca(model_or_W_E, p: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """PCA of the token embeddings W_E[:p] (the a-tokens), float64.
+
+    Returns (mean [d_model], directions [n, d_model] with unit rows, largest variance first,
+    variance [n] along each direction), n = min(p, d_model).
+    """
+    W = model_or_W_E if isinstance(model_or_W_E, Tensor) else model_or_W_E.W_E
+    p = p or model_or_W_E.cfg.p
+    X = W[:p].detach().double()
+    mean = X.mean(0)
+    _, S, Vh = torch.linalg.svd(X - mean, full_matrices=False)
+    return mean, Vh, S.square() / p
+
+
+def _frequency_rows(p: int, k: int) -> Tensor:
+    """[n, p]: the orthonormal Fourier basis rows (over tokens) of frequency k (cos, sin; cos alone at Nyquist)."""
+    from interp.fourier import fourier_basis, freq_components
+
+    return fourier_basis(p, torch.float64)[freq_components(p, k)]
+
+
+@torch.no_grad()
+def isolated_model(model, components: tuple[int, ...] | None = None, *, frequency: int | None = None):
+    """A copy of `model` whose token embeddings W_E[:p] keep one circle and their mean:
+
+    - `components`: only the given principal components (0-based) of the embedding; each token's
+      embedding is projected onto those directions (Zhong et al.'s circle isolation);
+    - `frequency`: only the embedding's Fourier component of frequency k over the tokens,
+      W_E[:p] -> mean + F_k^T F_k (W_E[:p] - mean), F_k the (cos k, sin k) basis rows: the circle of
+      frequency k exactly, also when several circles share principal components.
+
+    The `=` token, the positional embedding and every other weight are unchanged."""
+    cfg = model.cfg
+    if getattr(cfg, "diff_vocab", False):
+        raise M.MetricError("circle isolation needs one embedding for a and b (diff_vocab=False)")
+    if (components is None) == (frequency is None):
+        raise M.MetricError("isolated_model needs either components= or frequency=")
+    mean, V, _ = embedding_pca(model)
+    X = model.W_E[: cfg.p].detach().double() - mean
+    if frequency is not None:
+        try:
+            Fk = _frequency_rows(cfg.p, frequency)
+        except Exception as e:
+            raise M.MetricError(str(e)) from None
+        kept = mean + Fk.T @ (Fk @ X)
+    else:
+        idx = sorted({int(i) for i in components})
+        if not idx or not all(0 <= i < V.shape[0] for i in idx):
+            raise M.MetricError(f"components must be principal component indices in 0..{V.shape[0] - 1}, "
+                                f"got {list(components)}")
+        kept = mean + (X @ V[idx].T) @ V[idx]
+    out = copy.deepcopy(model)
+    out.embed.W_E[: cfg.p] = kept.to(out.embed.W_E.dtype)
+    return out.eval()
+
+
+@dataclass
+class IsolatedCircle:
+    """One circle of the embedding, kept alone, and the re-run model's metrics."""
+
+    components: tuple[int, int] | None  # 0-based principal components kept (None: isolated by frequency)
+    points: Tensor  # [p, 2] each token's (centred) embedding on the circle's plane
+    variance_share: float  # share of the embedding's (centred) variance kept
+    frequency: int  # the circle's frequency (1-based); for components, the largest Fourier norm of `points`
+    frequency_share: float  # share of the points' squared norm at that frequency: 1 = a clean circle
+    accuracy: float  # of the re-run model, on all p^2 pairs
+    gradient_symmetricity: float
+    distance_irrelevance: float
+    clock_fve: float  # template fits of the re-run logits at `frequency` (metrics.template_fits)
+    pizza_fve: float
+
+
+def _measure(model, iso, pair, points: Tensor, variance_share: float, k: int | None) -> IsolatedCircle:
+    norms = frequency_norms(points).square()  # [K]
+    k = int(norms.argmax()) + 1 if k is None else k
+    table = M.logit_table(iso)
+    fits = M.template_fits(table, [k])
+    return IsolatedCircle(
+        components=pair, points=points, variance_share=variance_share, frequency=k,
+        frequency_share=(norms[k - 1] / points.square().sum().clamp_min(1e-300)).item(),
+        accuracy=M.accuracy(table), gradient_symmetricity=M.gradient_symmetricity(iso),
+        distance_irrelevance=M.distance_irrelevance(table), clock_fve=fits.clock, pizza_fve=fits.pizza)
+
+
+def isolate_circles(model, n_pairs: int = 3, pairs: list[tuple[int, int]] | None = None, *,
+                    frequencies: list[int] | None = None) -> list[IsolatedCircle]:
+    """Isolate each circle of the embedding, re-run the model on all p^2 inputs and measure it.
+
+    By principal components (Zhong et al.): the pairs (0, 1), (2, 3), ... (the first `n_pairs`, or
+    the given `pairs`). By frequency: `frequencies=[k, ...]` keeps the embedding's Fourier component
+    of each k in turn (see `isolated_model`). A clock circle gives a low GS and a DI near 1 and its
+    logits follow the clock template; a pizza circle the reverse."""
+    p = model.cfg.p
+    mean, V, var = embedding_pca(model)
+    X = model.W_E[:p].detach().double() - mean
+    total = X.square().sum().clamp_min(1e-300)
+    out = []
+    if frequencies is not None:
+        for k in frequencies:
+            iso = isolated_model(model, frequency=int(k))
+            Xk = iso.W_E[:p].detach().double() - mean
+            U, S, _ = torch.linalg.svd(Xk, full_matrices=False)
+            points = U[:, :2] * S[:2]  # token coordinates on the circle's plane
+            out.append(_measure(model, iso, None, points, (Xk.square().sum() / total).item(), int(k)))
+        return out
+    if pairs is None:
+        pairs = [(2 * i, 2 * i + 1) for i in range(min(n_pairs, V.shape[0] // 2))]
+    for pair in pairs:
+        pair = (int(pair[0]), int(pair[1]))
+        iso = isolated_model(model, pair)
+        points = X @ V[list(pair)].T  # [p, 2]
+        out.append(_measure(model, iso, pair, points, (var[list(pair)].sum() / var.sum()).item(), None))
+    return out

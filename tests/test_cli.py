@@ -1,0 +1,89 @@
+"""The `interp` command line: help with examples everywhere, --json for scripts, one-line errors
+with exit status 2, and the main job (`interp demo`) end to end."""
+
+import contextlib
+import io
+import json
+
+import pytest
+
+from helpers import assert_one_line_error, run_cli
+from interp.cli import COMMANDS, main
+
+
+def help_text(argv, capsys) -> str:
+    with pytest.raises(SystemExit) as exit:
+        main(argv)
+    out = capsys.readouterr().out
+    assert exit.value.code == 0, out
+    return out
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_every_command_has_help_with_examples(command, capsys):
+    out = help_text(["--help"] if command is None else [command, "--help"], capsys)
+    assert "example" in out and "usage: interp" in out
+
+
+def test_version(capsys):
+    assert help_text(["--version"], capsys).startswith("interp ")
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["report", "{tmp}/missing"], "no such file"),
+    (["report", "{tmp}"], "{tmp}"),  # a directory with no checkpoint in it
+    (["report", "{tmp}/x.safetensors", "--every", "0"], "every must be a positive integer"),
+    (["classify", "{tmp}/missing.pt"], "no such file"),
+])
+def test_bad_input_is_one_line_on_stderr_and_exit_2(argv, needle, tmp_path, capsys):
+    (tmp_path / "x.safetensors").write_bytes(b"")
+    code, err = run_cli([a.format(tmp=tmp_path) for a in argv], capsys)
+    assert code == 2
+    assert_one_line_error(code, err, needle.format(tmp=tmp_path))
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """`interp demo` end to end, shortened: (exit code, stdout, run directory)."""
+    out = tmp_path_factory.mktemp("cli") / "demo"
+    buf = io.StringIO()  # capsys is function-scoped
+    with contextlib.redirect_stdout(buf):
+        code = main(["demo", "--out", str(out), "--steps", "300", "--quiet"])
+    return code, buf.getvalue(), out
+
+
+def test_demo_trains_classifies_and_writes_a_report(demo):
+    code, out, run_dir = demo
+    assert code == 0, out
+    report = run_dir / "report.html"
+    assert report.exists() and (run_dir / "final.safetensors").exists()
+    assert "300 steps" in out and "verdict: " in out
+    assert f"report: {report}" in out and report.resolve().as_uri() in out
+
+
+def test_report_and_classify_json_for_scripts(demo, tmp_path, capsys):
+    _, _, run_dir = demo
+    capsys.readouterr()
+    assert main(["report", str(run_dir), "-o", str(tmp_path / "r.html"), "--json", "--quiet"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["report"] == str(tmp_path / "r.html") and got["url"].startswith("file://")
+    assert got["classification"]["label"] in ("clock", "pizza", "ambiguous", "non-generalizing")
+    assert len(got["figures"]) == 8 and (tmp_path / "r.html").stat().st_size == got["bytes"]
+    assert main(["classify", str(run_dir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["label"] == got["classification"]["label"]
+
+
+def test_train_json(tmp_path, capsys):
+    capsys.readouterr()
+    assert main(["train", "--preset", "tiny", "--steps", "20", "--out", str(tmp_path / "t"), "--json", "--quiet"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["step"] == 20 and got["run_dir"] == str(tmp_path / "t")
+
+
+def test_demo_refuses_to_replace_another_run_without_overwrite(tmp_path, capsys):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    code, err = run_cli(["demo", "--out", other, "--steps", "10", "--quiet"], capsys)
+    assert_one_line_error(code, err, "not empty", "--overwrite")
+    assert (other / "notes.txt").read_text() == "keep me"
