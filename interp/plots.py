@@ -292,10 +292,13 @@ def phase_diagram(rows: list[dict], x: str = "attn_rate", y: str = "d_model", co
     fig = go.Figure()
     values = [r.get(color) for _, r in placed]
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values if v is not None):
+        known = [v for v in values if v is not None]
+        unit = dict(cmin=0.0, cmax=1.0) if known and 0 <= min(known) and max(known) <= 1 else {}  # scores in [0, 1]
         fig.add_trace(go.Scatter(x=[px for px, _ in placed], y=[r[y] for _, r in placed], mode="markers",
                                  text=[hover(r) for _, r in placed], hoverinfo="text",
                                  marker=dict(size=16, color=values, colorscale="RdBu_r", showscale=True,
-                                             colorbar=dict(title=color.split(".")[-1]), line=dict(width=1, color="black"))))
+                                             colorbar=dict(title=color.split(".")[-1]), line=dict(width=1, color="black"),
+                                             **unit)))
     else:
         for label in dict.fromkeys(str(v) for v in values):
             pts = [(px, r) for px, r in placed if str(r.get(color)) == label]

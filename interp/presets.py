@@ -52,6 +52,9 @@ DESCRIPTIONS: dict[str, str] = {
 }
 
 
+OPTIONAL = ("stop_at_test_acc", "clip_grad")  # TrainConfig fields whose None is a setting
+
+
 def resolve(preset: str | None, recipe: str | None, model_config: ModelConfig | None,
             train_config: TrainConfig | None, overrides: dict) -> tuple[ModelConfig, TrainConfig]:
     """(ModelConfig, TrainConfig) from a preset + recipe, explicit configs and field overrides."""
@@ -74,7 +77,8 @@ def resolve(preset: str | None, recipe: str | None, model_config: ModelConfig | 
     if unknown:
         raise ConfigError(f"unknown setting(s) {', '.join(unknown)}")
     m_over = {k: v for k, v in overrides.items() if k in m_fields and v is not None}
-    t_over = {k: v for k, v in overrides.items() if k in t_fields and v is not None}
+    # None means "not given", except for the optional fields, where it switches the feature off.
+    t_over = {k: v for k, v in overrides.items() if k in t_fields and (v is not None or k in OPTIONAL)}
     if "d_model" in m_over and not {"d_head", "d_mlp", "n_heads"} & set(m_over):
         # Changing the width alone keeps the references' proportions (4 heads, d_mlp = 4 d_model).
         base = {k: v for k, v in mcfg.to_dict().items() if k not in ("d_model", "d_head", "d_mlp", "n_heads")}

@@ -192,6 +192,7 @@ def test_phase_diagram_categorical_and_numeric():
     fig = plots.phase_diagram(rows, color="classify.gradient_symmetricity")
     assert len(fig.data) == 1 and list(fig.data[0].marker.color) == [r["classify.gradient_symmetricity"] for r in rows]
     assert fig.layout.yaxis.type == "log"
+    assert (fig.data[0].marker.cmin, fig.data[0].marker.cmax) == (0.0, 1.0)  # a score in [0, 1]: the full scale
     with pytest.raises(InterpError, match="column"):
         plots.phase_diagram(rows, color="classify.nothing")
     with pytest.raises(InterpError, match="columns"):

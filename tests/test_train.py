@@ -123,3 +123,10 @@ def test_width_override_keeps_proportions():
     mcfg, _ = interp.presets.resolve("pizza-a", None, None, None, {"d_model": 64})
     assert (mcfg.d_model, mcfg.n_heads, mcfg.d_head, mcfg.d_mlp) == (64, 4, 16, 256)
     assert mcfg.attn_rate == 0.0 and mcfg.p == 59
+
+
+def test_none_switches_off_optional_settings():
+    _, tcfg = interp.presets.resolve("nanda", "fast", None, None, {"stop_at_test_acc": None, "lr": None})
+    assert tcfg.stop_at_test_acc is None and tcfg.lr == interp.RECIPES["nanda"]["fast"]["lr"]
+    _, tcfg = interp.presets.resolve("nanda", "fast", None, None, {})
+    assert tcfg.stop_at_test_acc == 0.99
