@@ -39,7 +39,9 @@ class Embed(nn.Module):
         self.W_E = _param(cfg.d_vocab, cfg.d_model)
 
     def forward(self, tokens: Tensor) -> Tensor:  # [batch, pos] -> [batch, pos, d_model]
-        return self.W_E[tokens]
+        # not W_E[tokens]: its backward (index_put) accumulates in a thread-dependent order, so
+        # multi-threaded training was not reproducible; embedding's backward is, and faster.
+        return F.embedding(tokens, self.W_E)
 
 
 class PosEmbed(nn.Module):
