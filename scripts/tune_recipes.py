@@ -73,10 +73,11 @@ def first_step(history: list[dict], key: str, threshold: float = 0.99) -> int | 
     return next((row["step"] for row in history if row[key] >= threshold), None)
 
 
-def run_one(preset: str, name: str, overrides: dict, seed: int, data_seed: int, cap: int) -> dict:
+def run_one(preset: str, name: str, overrides: dict, seed: int, data_seed: int, cap: int, recipe: str | None = None) -> dict:
+    """One training run to 99 % test accuracy or `cap` steps; with `recipe`, that recipe as shipped."""
+    settings = {} if recipe else dict(steps=cap, log_every=10, checkpoint_every=10 * cap, stop_at_test_acc=0.99)
     t0 = time.perf_counter()
-    r = interp.train(preset, None, None, progress=False, seed=seed, data_seed=data_seed, steps=cap, log_every=10,
-                     checkpoint_every=10 * cap, stop_at_test_acc=0.99, **overrides)
+    r = interp.train(preset, recipe, None, progress=False, seed=seed, data_seed=data_seed, **{**settings, **overrides})
     wall = time.perf_counter() - t0
     # A fast pizza recipe must still give the algorithm its preset is about (pizza-a: pizza, pizza-b: clock).
     label = classify(r.model).label if preset.startswith("pizza") else None
@@ -118,6 +119,8 @@ def main(argv=None) -> int:
     ap.add_argument("--published", action="store_true",
                     help="run the published recipe once (preset's own seeds) to 99 %%: the step count "
                          "benchmarks/time_to_acc.py extrapolates with")
+    ap.add_argument("--verify", action="store_true",
+                    help="run the shipped `fast` recipe (interp/presets.py) on all seed pairs with the current code")
     ap.add_argument("--table", action="store_true", help="print the table from the log and exit")
     args = ap.parse_args(argv)
     if args.table:
@@ -125,6 +128,15 @@ def main(argv=None) -> int:
         return 0
     LOG.parent.mkdir(parents=True, exist_ok=True)
     done = {(r["candidate"], r["seed"], r["data_seed"]) for r in read_log() if r["preset"] == args.preset}
+    if args.verify:
+        for seed, data_seed in SEEDS[args.preset]:
+            if ("recipe fast", seed, data_seed) not in done:
+                row = run_one(args.preset, "recipe fast", {}, seed, data_seed, interp.RECIPES[args.preset]["fast"]["steps"],
+                              recipe="fast")
+                with LOG.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+        print(table(args.preset))
+        return 0
     if args.published:
         tc = interp.PRESETS[args.preset][1]
         if ("published", tc.seed, tc.data_seed) not in done:
