@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from interp.classify import classify_model
+from interp.classifier import classify_model
 from interp.config import ModelConfig
 from interp.data import all_tokens
 from interp.model import Transformer

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from interp.config import ModelConfig
 from interp.presets import resolve
-from interp.train import Trainer, loss_fn
+from interp.training import Trainer, loss_fn
 
 
 class PlainTransformer(nn.Module):

@@ -5,21 +5,37 @@
     model = interp.load("checkpoints/tiny")               # any supported checkpoint
     logits, cache = model.run_with_cache(interp.all_tokens(model.cfg))
     cache["pattern", 0]                                   # [p*p, n_heads, pos, pos]
+
+Modules are named for what they hold (`interp.training`, `interp.classifier`, `interp.sweeps`);
+the functions `interp.train`, `interp.classify`, `interp.sweep` are re-exported from them.
 """
 
-from interp.checkpoints import load, save_checkpoint
+__version__ = "0.1.0"
+
 from interp.config import ModelConfig, TrainConfig
-from interp.data import all_pairs, all_tokens, make_dataset, split
 from interp.errors import CheckpointError, ConfigError, InterpError, RunDirError
 from interp.model import Transformer
+from interp.data import all_pairs, all_tokens, make_dataset, split
+from interp.checkpoints import load, save_checkpoint
 from interp.presets import PRESETS, RECIPES
-from interp.train import TrainResult, evaluate, resume, train
-
-__version__ = "0.1.0"
-from interp import fourier, probes, progress  # Fourier probes and progress measures (interp.plots: figures)
+from interp.training import TrainResult, evaluate, resume, train
+from interp.sweeps import SweepResult, resume_sweep, sweep
+from interp import fourier, metrics, probes, progress  # Fourier probes, progress measures, clock/pizza metrics
 from interp.fourier import key_frequencies
-from interp.sweep import SweepResult, resume_sweep, sweep
-from interp import report  # one HTML page per model
+from interp.classifier import Classification, classify
+from interp import report  # one HTML page per model (interp.plots: the figures)
 from interp.report import write_report
-from interp import metrics  # clock-vs-pizza metrics (Zhong et al. 2023)
-from interp.classify import Classification, classify
+
+__all__ = [
+    "__version__",
+    # configs and errors
+    "ModelConfig", "TrainConfig", "CheckpointError", "ConfigError", "InterpError", "RunDirError",
+    # model, data, checkpoints
+    "Transformer", "all_pairs", "all_tokens", "make_dataset", "split", "load", "save_checkpoint",
+    # training
+    "PRESETS", "RECIPES", "TrainResult", "evaluate", "resume", "train", "SweepResult", "resume_sweep", "sweep",
+    # analyses
+    "fourier", "metrics", "probes", "progress", "key_frequencies", "Classification", "classify",
+    # report
+    "report", "write_report",
+]

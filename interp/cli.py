@@ -76,7 +76,7 @@ _TRAIN_FIELDS = ("steps", "lr", "weight_decay", "warmup_steps", "train_frac", "s
 
 
 def run_train(args) -> int:
-    from interp.train import resume, train
+    from interp.training import resume, train
 
     if args.resume:
         given = [f for f in _TRAIN_FIELDS if f != "steps" and getattr(args, f) is not None]
@@ -122,7 +122,7 @@ def add_classify(sub) -> None:
 
 
 def run_classify(args) -> int:
-    from interp.classify import classify
+    from interp.classifier import classify
 
     result = classify(args.path, config=args.config)
     if args.json:
@@ -240,7 +240,7 @@ def add_sweep(sub) -> None:
 
 
 def run_sweep(args) -> int:
-    from interp.sweep import parse_value, resume_sweep, sweep
+    from interp.sweeps import parse_value, resume_sweep, sweep
 
     progress, classify = not args.quiet, not args.no_classify
     given = [(field, getattr(args, field)) for field, _, _ in _SWEEP_AXES if getattr(args, field) is not None]
@@ -309,7 +309,7 @@ def add_demo(sub) -> None:
 
 def _demo_train(args):
     from interp.presets import PRESETS, RECIPES
-    from interp.train import train
+    from interp.training import train
 
     out = args.out or DEMO_OUT
     common = dict(out=out, overwrite=args.overwrite or args.out is None, progress=not args.quiet)

@@ -318,7 +318,7 @@ def verdicts_over_training(runs: dict, title: str = "The verdict over training")
     """Gradient symmetricity, distance irrelevance and the template margin of `interp.classify` over
     a run's snapshots, one line per model; markers coloured by the label at each step.
     `runs`: {name: (steps, [Classification, ...])}."""
-    from interp.classify import Classification
+    from interp.classifier import Classification
 
     if not isinstance(runs, dict) or not runs:
         raise PlotError("verdicts_over_training needs {name: (steps, [Classification, ...])}")

@@ -12,7 +12,6 @@ with their phases (`progress.run_progress` over at most MAX_SNAPSHOTS snapshots,
 from __future__ import annotations
 
 import html
-import importlib
 import json
 import math
 import time
@@ -26,8 +25,7 @@ from interp import checkpoints as ck
 from interp import plots, probes
 from interp.errors import InterpError
 
-# The module, not the function `interp.classify` that the package re-exports under the same name.
-C = importlib.import_module("interp.classify")
+from interp import classifier as C
 
 # Zhong et al. 2023 (REFERENCES §2): Table 1's Model B (clock) and Model A (pizza), and the
 # circularity above which their phase diagrams count an embedding as clean circles.

@@ -81,7 +81,7 @@ TRAINED_RUN = code('''
 ''')
 
 SWEPT = code('''
-    from interp.sweep import read_spec
+    from interp.sweeps import read_spec
 
 
     def swept(sweep_dir, preset, recipe=None, **settings):

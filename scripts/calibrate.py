@@ -28,7 +28,7 @@ from pathlib import Path
 
 import interp
 from interp.checkpoints import FINAL, list_snapshots
-from interp.classify import classify
+from interp.classifier import classify
 
 FIELDS = ["run", "preset", "alpha", "width", "seed", "lr", "step", "first_step_test_acc_1", "accuracy",
           "gradient_symmetricity", "distance_irrelevance", "distance_irrelevance_max_wrong", "circularity",

@@ -29,7 +29,7 @@ import torch
 
 from interp.checkpoints import save_checkpoint
 from interp.presets import resolve
-from interp.train import Trainer
+from interp.training import Trainer
 
 FIXTURES: dict[str, tuple[str, dict]] = {
     "clock": ("pizza-b", dict(p=23, d_model=32, attn_rate=1.0, lr=3e-3, steps=1500, seed=0, log_every=100)),

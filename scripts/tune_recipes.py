@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import interp
-from interp.classify import classify
+from interp.classifier import classify
 
 LOG = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "tune_recipes.jsonl"
 

@@ -14,7 +14,7 @@ from interp.cli import main
 from interp.errors import InterpError
 from interp.metrics import FrequencyFit, TemplateFits
 
-C = importlib.import_module("interp.classify")  # the module; the package re-exports its function classify
+C = importlib.import_module("interp.classifier")  # the module; the package re-exports its function classify
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).parent.parent

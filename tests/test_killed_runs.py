@@ -40,7 +40,7 @@ def no_fsync():
 def spawn():
     """start(argv, stall=None, fsync=True) -> a running `interp ARGV` child (cli_child.run); none outlives us."""
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["helpers.cli_child", "interp.cli", "interp.train"])
+    ctx.set_forkserver_preload(["helpers.cli_child", "interp.cli", "interp.training"])
     started = []
 
     def start(argv, stall=None, fsync=True):

@@ -13,7 +13,7 @@ import torch
 import interp
 from interp import checkpoints as ck
 from interp.errors import CheckpointError
-from interp.train import Trainer
+from interp.training import Trainer
 
 from helpers import (CFG, MARKER, assert_clear_checkpoint_error, assert_one_line_error, bomb_payloads, raw_safetensors,
                      run_cli, save_bomb, state, write_checkpoint)

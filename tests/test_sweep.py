@@ -1,7 +1,6 @@
 """interp.sweep: stacked (vmapped) training equals training each model alone; run directories,
 table and resume; clear errors. Small `tiny`-preset grids keep this to seconds."""
 
-import importlib
 import json
 
 import pytest
@@ -11,9 +10,9 @@ import interp
 from interp.cli import main
 from interp.errors import ConfigError, RunDirError
 from interp.presets import resolve
-from interp.sweep import expand, group_key, group_size, parse_value, sweep
+from interp.sweeps import expand, group_key, group_size, parse_value, sweep
 
-sweep_mod = importlib.import_module("interp.sweep")  # the module (interp.sweep is the function)
+from interp import sweeps as sweep_mod
 
 # Early stop at 0.4 test accuracy: in this grid the models finish at different steps, so
 # models leave the stack while others go on. Different splits (data_seed) are stacked too.

@@ -43,7 +43,7 @@ from interp.config import ModelConfig, TrainConfig
 from interp.errors import ConfigError, InterpError, RunDirError
 from interp.model import Transformer
 from interp.presets import resolve
-from interp.train import (Grokfast, Trainer, TrainResult, accuracy, apply_update, load_trainer, loss_fn,
+from interp.training import (Grokfast, Trainer, TrainResult, accuracy, apply_update, load_trainer, loss_fn,
                           make_optimizer, prepare_run_dir)
 
 SPEC, TABLE_CSV, TABLE_JSON, RUNS = "sweep.json", "results.csv", "results.json", "runs"
@@ -244,7 +244,7 @@ class StackedGroup:
 # ---- the sweep -----------------------------------------------------------------------------------
 def _classifier():
     try:
-        from interp.classify import classify
+        from interp.classifier import classify
     except ImportError:
         return None
     return classify
