@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as st_load_bytes
 from safetensors.torch import save as st_save_bytes
 
 from interp.config import ModelConfig, TrainConfig
 from interp.errors import CheckpointError, ConfigError, RunDirError
+from interp.safeio import read_safetensors
 
 FORMAT = "interp"
 FINAL, RESUME, HISTORY, RUN_JSON, SNAPSHOTS = "final.safetensors", "resume.safetensors", "history.json", "run.json", "checkpoints"
@@ -59,36 +58,6 @@ def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: d
     meta = {"format": FORMAT, **{k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}}
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     atomic_write_bytes(path, st_save_bytes(tensors, metadata=meta))
-
-
-def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """(tensors, metadata) of a safetensors file, or CheckpointError naming the file and the fault."""
-    path = Path(path)
-    data = path.read_bytes()
-    if len(data) < 8:
-        raise CheckpointError(f"{path}: file is {'empty' if not data else 'truncated'} ({len(data)} bytes), not a safetensors checkpoint")
-    header_len = int.from_bytes(data[:8], "little")
-    if header_len <= 0 or 8 + header_len > len(data):
-        raise CheckpointError(f"{path}: truncated or not a safetensors file (header claims {header_len} bytes, file has {len(data)})")
-    try:
-        header = json.loads(data[8 : 8 + header_len])
-        size = _data_size(header)
-        if 8 + header_len + size > len(data):
-            raise CheckpointError(f"{path}: truncated: the header describes {size} bytes of tensor data, "
-                                  f"the file holds {len(data) - 8 - header_len}")
-        tensors = st_load_bytes(data)
-    except (SafetensorError, ValueError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path}: corrupt safetensors file ({str(e).splitlines()[0][:200]})") from None
-    meta = header.get("__metadata__") or {}
-    return tensors, meta
-
-
-def _data_size(header) -> int:
-    """Bytes of tensor data a safetensors header describes (0 where the header makes no sense)."""
-    try:
-        return max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
-    except (AttributeError, KeyError, TypeError, IndexError, ValueError, OverflowError):
-        return 0
 
 
 def _json_field(path, meta: dict[str, str], key: str):

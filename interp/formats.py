@@ -24,7 +24,6 @@ and so are files naming the modules torch blocks outright (os, sys, ...).
 
 from __future__ import annotations
 
-import json
 import pickle
 import re
 from collections.abc import Mapping
@@ -33,9 +32,11 @@ from pathlib import Path
 import einops
 import torch
 
-from interp.checkpoints import model_from_state, read_checkpoint, read_safetensors
+from interp.checkpoints import model_from_state, read_checkpoint
+from interp.safeio import read_safetensors
 from interp.config import ModelConfig
 from interp.errors import CheckpointError, ConfigError
+from interp.safeio import check_torch_archive, read_json_file
 
 SUPPORTED = ("supported: interp checkpoints (.safetensors or a run directory), TransformerLens HookedTransformer "
              "state dicts (alone, in the Grokking demo's file or ARENA's run file), and Nanda-original / "
@@ -77,6 +78,7 @@ def _first_line(e: BaseException) -> str:
 
 def _torch_load(path: Path):
     """(object, note): torch.load(weights_only=True), with inert stand-ins for pickled classes."""
+    check_torch_archive(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True), None
     except pickle.UnpicklingError as e:
@@ -162,12 +164,7 @@ def _read_config_arg(config, path: Path) -> tuple[dict, str] | None:
         file = next((c for c in candidates if c.is_file() and c != path), None)
         if file is None:
             return None
-    try:
-        d = json.loads(Path(file).read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{file}: config file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{file}: config is not valid JSON ({_first_line(e)})") from None
+    d = read_json_file(file)
     if not isinstance(d, dict):
         raise CheckpointError(f"{file}: config must be a JSON object, got {type(d).__name__}")
     if isinstance(d.get("model_config"), dict):  # one of our run.json files
