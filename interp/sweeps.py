@@ -43,6 +43,7 @@ from interp.config import ModelConfig, TrainConfig
 from interp.errors import ConfigError, InterpError, RunDirError
 from interp.model import Transformer
 from interp.presets import resolve
+from interp.resources import check_memory
 from interp.training import (Grokfast, Trainer, TrainResult, accuracy, apply_update, load_trainer, loss_fn,
                           make_optimizer, prepare_run_dir)
 
@@ -358,6 +359,8 @@ def sweep(preset: str | None = None, recipe: str | None = None, out: str | Path 
     if not sequential and any(j.train_config.clip_grad for j in jobs):
         raise ConfigError("clip_grad uses a norm over a whole model and cannot be stacked; "
                           "drop it or train one after another (sequential)")
+    check_memory([(j.model_config, j.train_config) for j in jobs],
+                 1 if sequential else max(group_size(j.model_config, j.train_config) for j in jobs), "this sweep")
     out = Path(out) if out is not None else None
     if out is not None:
         _prepare_out(out, {"format": SWEEP_FORMAT, "preset": preset, "recipe": recipe, "grid": grid,

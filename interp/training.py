@@ -29,6 +29,7 @@ from interp.config import ModelConfig, TrainConfig
 from interp.data import Dataset, make_dataset
 from interp.errors import CheckpointError, ConfigError, RunDirError
 from interp.model import Transformer
+from interp.resources import check_memory
 
 
 def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -279,6 +280,7 @@ def train(preset: str | None = None, recipe: str | None = None, out: str | Path 
     from interp.presets import resolve
 
     mcfg, tcfg = resolve(preset, recipe, model_config, train_config, overrides)
+    check_memory([(mcfg, tcfg)])  # before the data and the model are built
     trainer = Trainer(mcfg, tcfg, preset=preset, recipe=recipe)
     if out is not None:
         trainer.run_dir = prepare_run_dir(out, overwrite, mcfg, tcfg)
@@ -301,6 +303,7 @@ def load_trainer(run_dir: str | Path, steps: int | None = None) -> Trainer:
         raise RunDirError(f"{run_dir / ck.RUN_JSON}: unreadable run config ({e})") from None
     if steps is not None:
         tcfg = tcfg.replace(steps=steps)
+    check_memory([(mcfg, tcfg)])
     trainer = Trainer(mcfg, tcfg, run_dir=run_dir, preset=info.get("preset"), recipe=info.get("recipe"))
     if (run_dir / ck.RESUME).exists():
         tensors, meta = ck.read_safetensors(run_dir / ck.RESUME)
