@@ -20,6 +20,7 @@ from safetensors.torch import save as st_save_bytes
 
 from interp.config import ModelConfig, TrainConfig
 from interp.errors import CheckpointError, ConfigError, RunDirError
+from interp.fsio import file_mode
 from interp.safeio import read_safetensors
 
 FORMAT = "interp"
@@ -32,6 +33,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(fd, file_mode())  # mkstemp's 0600 ignores the umask
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

@@ -14,6 +14,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from interp import rundir
 from interp.errors import InterpError
 
 EXIT_ERROR = 2
@@ -324,6 +325,7 @@ def _demo_train(args):
     return train(preset, recipe, **common, **steps)
 
 
+@rundir.holds_lock(lambda args: args.out or DEMO_OUT)  # training and the report: one writer
 def run_demo(args) -> int:
     say = (lambda *a: None) if args.json else print  # noqa: E731 - with --json, stdout is the JSON alone
     say("training ...")

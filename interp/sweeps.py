@@ -39,6 +39,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from interp import checkpoints as ck
+from interp import rundir
 from interp.config import ModelConfig, TrainConfig
 from interp.errors import ConfigError, InterpError, RunDirError
 from interp.model import Transformer
@@ -309,7 +310,7 @@ def _prepare_out(out: Path, spec: dict, resume: bool, overwrite: bool) -> None:
         return
     if out.exists() and not out.is_dir():
         raise RunDirError(f"{out}: exists and is not a directory")
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and rundir.user_files(out):
         if not overwrite:
             hint = "resume it with --resume, " if (out / SPEC).exists() else ""
             raise RunDirError(f"{out}: sweep directory is not empty; {hint}pick another --out, or pass --overwrite")
@@ -336,6 +337,7 @@ def read_spec(out: str | Path) -> dict:
     return spec
 
 
+@rundir.holds_lock("out")
 def sweep(preset: str | None = None, recipe: str | None = None, out: str | Path | None = None, *,
           sequential: bool = False, classify: bool = True, overwrite: bool = False, resume: bool = False,
           progress: bool = True, **settings) -> SweepResult:

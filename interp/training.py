@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from interp import checkpoints as ck
+from interp import rundir
 from interp.config import ModelConfig, TrainConfig
 from interp.data import Dataset, make_dataset
 from interp.errors import CheckpointError, ConfigError, RunDirError
@@ -120,6 +121,7 @@ class Trainer:
     history: list[dict] = field(default_factory=list)
     step: int = 0
     seconds: float = 0.0
+    run_id: str | None = field(default_factory=rundir.new_run_id)  # in run.json and every resume state
 
     def __post_init__(self):
         self.model = Transformer(self.model_config, seed=self.train_config.seed)
@@ -163,13 +165,14 @@ class Trainer:
                                self.train_config, self.step, metrics)
         ck.atomic_write_json(self.run_dir / ck.HISTORY, self.history)
         ck.save_tensors(self.run_dir / ck.RESUME, self.resume_state(),
-                        {"step": self.step, "seconds": self.seconds, "model_config": self.model_config.to_dict(),
+                        {"step": self.step, "seconds": self.seconds, "run_id": self.run_id,
+                         "model_config": self.model_config.to_dict(),
                          "train_config": self.train_config.to_dict()})
 
     def write_run_json(self) -> None:
         ck.atomic_write_json(self.run_dir / ck.RUN_JSON, {
             "model_config": self.model_config.to_dict(), "train_config": self.train_config.to_dict(),
-            "preset": self.preset, "recipe": self.recipe, "format": ck.FORMAT,
+            "preset": self.preset, "recipe": self.recipe, "format": ck.FORMAT, "run_id": self.run_id,
         })
 
     # ---- the loop ----------------------------------------------------------------------------
@@ -236,13 +239,10 @@ def prepare_run_dir(run_dir: str | Path, overwrite: bool, model_config: ModelCon
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"{run_dir}: exists and is not a directory")
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not overwrite:
-            hint = "resume it with --resume" if (run_dir / ck.RESUME).exists() else "pick another --out"
-            raise RunDirError(f"{run_dir}: run directory is not empty; {hint}, or pass --overwrite")
-        for name in (ck.RUN_JSON, ck.HISTORY, ck.FINAL, ck.RESUME):
-            (run_dir / name).unlink(missing_ok=True)
-        shutil.rmtree(run_dir / ck.SNAPSHOTS, ignore_errors=True)
+    replace = run_dir.exists() and bool(rundir.user_files(run_dir))
+    if replace and not overwrite:
+        hint = "resume it with --resume" if (run_dir / ck.RESUME).exists() else "pick another --out"
+        raise RunDirError(f"{run_dir}: run directory is not empty; {hint}, or pass --overwrite")
     fresh = [d for d in (run_dir / ck.SNAPSHOTS, run_dir) if not d.exists()]
     try:
         (run_dir / ck.SNAPSHOTS).mkdir(parents=True, exist_ok=True)
@@ -257,6 +257,11 @@ def prepare_run_dir(run_dir: str | Path, overwrite: bool, model_config: ModelCon
         for d in fresh:  # what this call created: a refused run leaves nothing that blocks running it again
             d.rmdir()
         raise
+    if replace:  # only once the new run is known to start: a refused --overwrite keeps the old run
+        for name in (ck.RUN_JSON, ck.HISTORY, ck.FINAL, ck.RESUME):
+            (run_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(run_dir / ck.SNAPSHOTS, ignore_errors=True)
+        (run_dir / ck.SNAPSHOTS).mkdir()
     return run_dir
 
 
@@ -270,6 +275,7 @@ def check_disk_space(run_dir: Path, model_config: ModelConfig, train_config: Tra
         raise RunDirError(f"{run_dir}: needs about {need / 2**20:.1f} MiB for checkpoints, only {free / 2**20:.1f} MiB free")
 
 
+@rundir.holds_lock("out")
 def train(preset: str | None = None, recipe: str | None = None, out: str | Path | None = None, *,
           model_config: ModelConfig | None = None, train_config: TrainConfig | None = None,
           overwrite: bool = False, progress: bool = True, **overrides) -> TrainResult:
@@ -304,9 +310,11 @@ def load_trainer(run_dir: str | Path, steps: int | None = None) -> Trainer:
     if steps is not None:
         tcfg = tcfg.replace(steps=steps)
     check_memory([(mcfg, tcfg)])
-    trainer = Trainer(mcfg, tcfg, run_dir=run_dir, preset=info.get("preset"), recipe=info.get("recipe"))
+    trainer = Trainer(mcfg, tcfg, run_dir=run_dir, preset=info.get("preset"), recipe=info.get("recipe"),
+                      run_id=info.get("run_id"))
     if (run_dir / ck.RESUME).exists():
         tensors, meta = ck.read_safetensors(run_dir / ck.RESUME)
+        rundir.check_resume_state(run_dir / ck.RESUME, info, meta)
         try:
             trainer.step = int(json.loads(meta["step"]))
             trainer.seconds = float(json.loads(meta.get("seconds", "0")))
@@ -321,10 +329,10 @@ def load_trainer(run_dir: str | Path, steps: int | None = None) -> Trainer:
     check_disk_space(run_dir, mcfg, tcfg, trainer.step)  # before this changes anything in the run
     if steps is not None:
         trainer.write_run_json()
-    (run_dir / ck.FINAL).unlink(missing_ok=True)
-    return trainer
+    return trainer  # final.safetensors stays until the resumed run's own replaces it
 
 
+@rundir.holds_lock("run_dir", create=False)
 def resume(run_dir: str | Path, steps: int | None = None, progress: bool = True) -> TrainResult:
     """Continue an interrupted run from its last resume point; same final weights as if never stopped."""
     return load_trainer(run_dir, steps).run(progress=progress)
