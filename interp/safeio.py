@@ -22,6 +22,8 @@ a few hundred.
 
 from __future__ import annotations
 
+import gc
+import io
 import json
 import os
 import pickletools
@@ -267,23 +269,42 @@ def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[st
 _STORAGE_BYTES = {"Double": 8, "Float": 4, "Half": 2, "BFloat16": 2, "Long": 8, "Int": 4, "Short": 2, "Char": 1,
                   "Byte": 1, "Bool": 1, "ComplexFloat": 8, "ComplexDouble": 16, "Untyped": 1}
 _IN_PLACE = {"APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS", "BUILD"}  # change the object below them
-_MARK = pickletools.markobject
+
+
+def _op_table() -> dict[str, tuple[str, int, bool, int]]:
+    """opcode name -> (kind, items popped below any mark, pops to a mark, items pushed)."""
+    kinds = {"MARK": "mark", "STOP": "stop", "PUT": "put", "BINPUT": "put", "LONG_BINPUT": "put", "MEMOIZE": "memoize",
+             "GET": "get", "BINGET": "get", "LONG_BINGET": "get", "DUP": "dup", "PERSID": "persid", "BINPERSID": "persid"}
+    table = {}
+    for op in pickletools.opcodes:
+        before, mark = op.stack_before, pickletools.markobject in op.stack_before
+        kind = kinds.get(op.name) or ("in-place" if op.name in _IN_PLACE else "make" if op.stack_after else "pop")
+        table[op.name] = (kind, before.index(pickletools.markobject) if mark else len(before), mark, len(op.stack_after))
+    return table
+
+
+_OPS = _op_table()
 
 
 class _Node:
     """What the scan knows of one pickled object: its nesting depth, who contains it, and its
     value when it is a short string, an int or a tuple of those (enough to read storage ids)."""
 
-    __slots__ = ("depth", "parents", "value")
+    __slots__ = ("depth", "parents", "value", "rises")
 
-    def __init__(self, depth: int = 1, value: Any = None):
-        self.depth, self.parents, self.value = depth, [], value
+    def __init__(self, value: Any = None, rises: bool = False):
+        # rises: the depth can still grow (a list, dict or object, or a tuple holding one); only
+        # such nodes need to know their parents
+        self.depth, self.parents, self.value, self.rises = 1, [], value, rises
 
 
 def _nest(container: _Node, child: _Node, path) -> None:
     """Record `child` inside `container`, raising the depth of the container and of everything
     holding it; work is bounded because a depth can only rise MAX_NESTING times."""
-    child.parents.append(container)
+    if child.rises:
+        child.parents.append(container)
+    if child.depth < container.depth:
+        return
     todo = [(container, child.depth + 1)]
     while todo:
         node, depth = todo.pop()
@@ -296,55 +317,72 @@ def _nest(container: _Node, child: _Node, path) -> None:
         todo.extend((p, depth + 1) for p in node.parents)
 
 
-def scan_pickle(f, path, storages: dict[str, int] | None = None) -> dict[str, int]:
+class _Storages(dict):
+    """{storage key: bytes} a file's pickles declare, with their running total."""
+
+    total = 0
+
+
+def scan_pickle(f, path, storages: _Storages | None = None) -> _Storages:
     """Walk one pickle's opcodes (pickletools: nothing is built, nothing runs) and return the
     storages it declares, {key: bytes}; refuse nesting past MAX_NESTING and declared storage sizes
     past MAX_CHECKPOINT_BYTES. `storages` accumulates across the pickles of one file."""
-    storages = {} if storages is None else storages
+    storages = _Storages() if storages is None else storages
+    collecting = gc.isenabled()
+    gc.disable()  # the scan makes many small objects and no cycles: collections would only cost time
+    try:
+        return _scan(f, path, storages)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _scan(f, path, storages: _Storages) -> _Storages:
     stack: list[_Node] = []
     marks: list[int] = []
     memo: dict[Any, _Node] = {}
     try:
         for op, arg, _ in pickletools.genops(f):
-            name, before = op.name, op.stack_before
-            if name == "MARK":
-                marks.append(len(stack))
+            kind, n, mark, n_after = _OPS[op.name]
+            if kind == "make" and not n and not mark:  # a literal or an empty container: the common case
+                value = arg if isinstance(arg, (str, int)) and not isinstance(arg, bool) else None
+                stack.append(_Node(value if not isinstance(value, str) or len(value) < 200 else None,
+                                   op.name in ("EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET")))
                 continue
-            if name == "STOP":
-                return storages
-            if name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
-                memo[len(memo) if name == "MEMOIZE" else arg] = stack[-1]
-                continue
-            if name in ("GET", "BINGET", "LONG_BINGET"):
+            if kind == "put":
+                memo[arg] = stack[-1]
+            elif kind == "memoize":
+                memo[len(memo)] = stack[-1]
+            elif kind == "get":
                 stack.append(memo[arg])
-                continue
-            if name == "DUP":
+            elif kind == "dup":
                 stack.append(stack[-1])
-                continue
-            items: list[_Node] = []
-            if _MARK in before:
-                m = marks.pop()
-                items, stack[m:] = stack[m:], []
-                before = before[:before.index(_MARK)]
-            n = len(before)
-            if n > len(stack):
-                raise IndexError("stack underflow")
-            popped = stack[len(stack) - n:] if n else []
-            del stack[len(stack) - n:]
-            if name in _IN_PLACE:  # the container stays: only its depth grows
-                container, *rest = popped
-                for child in rest + items:
-                    _nest(container, child, path)
-                stack.append(container)
-                continue
-            if not op.stack_after:  # POP, POP_MARK
-                continue
-            node = _Node(value=_value(name, arg, popped + items))
-            for child in popped + items:
-                _nest(node, child, path)
-            if name in ("PERSID", "BINPERSID"):
-                _storage(node, popped[0].value if popped else arg, storages, path)
-            stack.extend([node] * len(op.stack_after))
+            elif kind == "mark":
+                marks.append(len(stack))
+            elif kind == "stop":
+                return storages
+            else:
+                items: list[_Node] = []
+                if mark:
+                    m = marks.pop()
+                    items, stack[m:] = stack[m:], []
+                if n > len(stack):
+                    raise IndexError("stack underflow")
+                popped = stack[len(stack) - n:] if n else []
+                del stack[len(stack) - n:]
+                if kind == "in-place":  # the container stays below: only its depth grows
+                    for child in popped[1:] + items:
+                        _nest(popped[0], child, path)
+                    stack.append(popped[0])
+                elif kind != "pop":
+                    inputs = popped + items
+                    tuple_ = op.name.startswith("TUPLE")
+                    node = _Node(_value(op.name, inputs), not tuple_ or any(c.rises for c in inputs))
+                    for child in inputs:
+                        _nest(node, child, path)
+                    if kind == "persid":
+                        _storage(popped[0].value if popped else arg, storages, path)
+                    stack.extend([node] * n_after)
     except CheckpointError:
         raise
     except (ValueError, IndexError, KeyError, EOFError, TypeError) as e:
@@ -352,28 +390,27 @@ def scan_pickle(f, path, storages: dict[str, int] | None = None) -> dict[str, in
     raise CheckpointError(f"{path}: malformed pickle (no STOP opcode)")
 
 
-def _value(name: str, arg, inputs: list[_Node]):
-    if isinstance(arg, (str, int)) and not isinstance(arg, bool) and not inputs:
-        return arg if not isinstance(arg, str) or len(arg) < 200 else None
-    if name.startswith("TUPLE") or name == "EMPTY_TUPLE":
+def _value(name: str, inputs: list[_Node]):
+    if name.startswith("TUPLE"):
         return tuple(n.value for n in inputs)
     if name == "STACK_GLOBAL" and len(inputs) == 2:
         return f"{inputs[0].value} {inputs[1].value}"
     return None
 
 
-def _storage(node: _Node, pid, storages: dict[str, int], path) -> None:
+def _storage(pid, storages: _Storages, path) -> None:
     """A tensor storage id, ('storage', type, key, location, numel, ...): its size, checked."""
     if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
         return
-    kind, key, numel = pid[1], pid[2], pid[4]
+    kind, key, numel = pid[1], str(pid[2]), pid[4]
     elem = _STORAGE_BYTES.get(str(kind).rsplit(" ", 1)[-1].removesuffix("Storage"), 8)
     if not _is_int(numel) or numel < 0:
-        raise CheckpointError(f"{path}: malformed pickle (storage {str(key)[:20]!r} has size {str(numel)[:20]})")
-    storages[str(key)] = max(storages.get(str(key), 0), numel * elem)
-    total = sum(storages.values())
-    if total > MAX_CHECKPOINT_BYTES:
-        raise _too_big(path, "the tensor data its pickle declares", total, MAX_CHECKPOINT_BYTES, _cap_hint())
+        raise CheckpointError(f"{path}: malformed pickle (storage {key[:20]!r} has size {str(numel)[:20]})")
+    old = storages.get(key, 0)
+    storages[key] = max(old, numel * elem)
+    storages.total += storages[key] - old
+    if storages.total > MAX_CHECKPOINT_BYTES:
+        raise _too_big(path, "the tensor data its pickle declares", storages.total, MAX_CHECKPOINT_BYTES, _cap_hint())
 
 
 def check_torch_archive(path: str | Path) -> None:
@@ -392,7 +429,7 @@ def check_torch_archive(path: str | Path) -> None:
             if size > MAX_CHECKPOINT_BYTES + MAX_PICKLE_BYTES:
                 raise _too_big(path, "the file", size, MAX_CHECKPOINT_BYTES, _cap_hint())
             f.seek(0)
-            storages: dict[str, int] = {}
+            storages = _Storages()
             for _ in range(4):  # magic number, protocol version, system info, the object
                 scan_pickle(f, path, storages)
             return
@@ -429,8 +466,7 @@ def _check_zip(f, path: Path, size: int) -> None:
             raise _too_big(path, "data.pkl", pkl[0].file_size, MAX_PICKLE_BYTES, "interp.safeio.MAX_PICKLE_BYTES")
         root = pkl[0].filename[: -len("data.pkl")]
         try:
-            with z.open(pkl[0]) as p:
-                storages = scan_pickle(p, path)
+            storages = scan_pickle(io.BytesIO(z.read(pkl[0])), path)  # small reads from a zip member are slow
         except (zipfile.BadZipFile, OSError) as e:
             raise CheckpointError(f"{path}: unreadable PyTorch file (zip: {_first_line(e)})") from None
         members = {i.filename: i.file_size for i in infos}

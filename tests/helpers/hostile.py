@@ -242,13 +242,15 @@ def case_huge_p(d: Path, p: int = 100_000, **kw) -> Outcome:
 
 
 def case_concurrent_overwrite(d: Path, timeout: float = 240, **kw) -> Outcome:
-    """Two `interp train --overwrite` on one directory at once: the outcome of the one that lost
-    (or, if both exited 0, of the second), with both exit codes in `extra`."""
+    """Two `interp train --overwrite` on one directory at once (the second starts once the first
+    has written run.json, and the first trains for a while: lr 1e-5 never reaches tiny's early stop):
+    the outcome of the one that lost (or, if both exited 0, of the second); both exit codes in `extra`."""
     out = d / "run"
-    argv = ["train", *TINY, "--steps", "400", "--overwrite", "--out", out]
+    argv = ["train", *TINY, "--steps", "3000", "--lr", "1e-5", "--log-every", "100", "--overwrite", "--out", out]
     t0 = time.monotonic()
     a = start(argv, **kw)
-    time.sleep(0.5)
+    while not (out / "run.json").exists() and a.poll() is None and time.monotonic() - t0 < timeout:
+        time.sleep(0.05)
     b = start(argv, **kw)
     ra, rb = finish(a, timeout, t0), finish(b, timeout, t0)
     loser = rb if rb.code != 0 or ra.code == 0 else ra
