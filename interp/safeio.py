@@ -47,6 +47,7 @@ def _env_bytes(name: str, default: int) -> int:
 
 MAX_CHECKPOINT_BYTES = _env_bytes("INTERP_MAX_CHECKPOINT_BYTES", 1 << 30)  # tensor data of one file
 MAX_CONFIG_BYTES = 1 << 20  # a JSON config is a few hundred bytes; 1 MiB is generous
+MAX_HISTORY_BYTES = 256 << 20  # a run's history.json: ~150 bytes per logged step
 MAX_HEADER_BYTES = 16 << 20  # a safetensors header: ~100 bytes per tensor
 MAX_PICKLE_BYTES = 64 << 20  # a torch archive's data.pkl: ~150 bytes per tensor
 MAX_MEMBERS = 100_000  # tensors in a safetensors file, members in a torch archive

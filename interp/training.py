@@ -31,6 +31,7 @@ from interp.data import Dataset, make_dataset
 from interp.errors import CheckpointError, ConfigError, RunDirError
 from interp.model import Transformer
 from interp.resources import check_memory
+from interp.safeio import MAX_HISTORY_BYTES, read_json_file
 
 
 def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -302,7 +303,7 @@ def load_trainer(run_dir: str | Path, steps: int | None = None) -> Trainer:
     if not (run_dir / ck.RUN_JSON).exists():
         raise RunDirError(f"{run_dir}: not a run directory (no {ck.RUN_JSON})")
     try:
-        info = json.loads((run_dir / ck.RUN_JSON).read_text())
+        info = read_json_file(run_dir / ck.RUN_JSON, "run config")  # regular, small, shallow: never hangs
         mcfg = ModelConfig.from_dict(info["model_config"])
         tcfg = TrainConfig.from_dict(info["train_config"])
     except (json.JSONDecodeError, KeyError, ConfigError, TypeError) as e:
@@ -322,8 +323,8 @@ def load_trainer(run_dir: str | Path, steps: int | None = None) -> Trainer:
             raise CheckpointError(f"{run_dir / ck.RESUME}: resume state has no valid step ({e})") from None
         trainer.load_resume_state(tensors, str(run_dir / ck.RESUME))
         try:
-            history = json.loads((run_dir / ck.HISTORY).read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+            history = read_json_file(run_dir / ck.HISTORY, "history", max_bytes=MAX_HISTORY_BYTES)
+        except CheckpointError:
             history = []
         trainer.history = [r for r in history if r["step"] < trainer.step]
     check_disk_space(run_dir, mcfg, tcfg, trainer.step)  # before this changes anything in the run

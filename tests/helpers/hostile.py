@@ -155,12 +155,17 @@ def _limit(as_bytes: int, umask: int | None):
     return pre
 
 
-def start(argv: list, python: str = sys.executable, cwd: str | None = None, as_bytes: int = AS_LIMIT,
-          umask: int | None = None) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "default"}
-    return subprocess.Popen([python, "-c", "import sys; from interp.cli import main; sys.exit(main(sys.argv[1:]))",
-                             *[str(a) for a in argv]], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, preexec_fn=_limit(as_bytes, umask))
+def spawn(cmd: list, cwd: str | None = None, as_bytes: int = AS_LIMIT, umask: int | None = None,
+          env: dict | None = None) -> subprocess.Popen:
+    """`cmd` in a child process of its own group, under the address-space cap (and umask)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "default", **(env or {})}
+    return subprocess.Popen([str(c) for c in cmd], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, preexec_fn=_limit(as_bytes, umask))
+
+
+def start(argv: list, python: str = sys.executable, **kw) -> subprocess.Popen:
+    """`interp ARGV` as a child process (see spawn)."""
+    return spawn([python, "-c", "import sys; from interp.cli import main; sys.exit(main(sys.argv[1:]))", *argv], **kw)
 
 
 def finish(proc: subprocess.Popen, timeout: float, t0: float) -> Outcome:
