@@ -12,6 +12,7 @@ with J all ones over the positions a query may see (alpha = 0: constant attentio
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -61,6 +62,9 @@ def _to_heads(x: Tensor, W: Tensor, b: Tensor) -> Tensor:
 
 
 class Attention(nn.Module):
+    """n_heads * d_head need not equal d_model: z [batch, pos, n_heads, d_head] is flattened head-major
+    into W_O's n_heads * d_head inputs."""
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
@@ -139,9 +143,14 @@ class Unembed(nn.Module):
 class Transformer(HookedRootModule):
     """The modular-addition transformer. `model(tokens)` -> logits [batch, pos, d_vocab_out]."""
 
+    # Where the weights came from, set by `interp.load` (None for a model built or trained here):
+    source_format: str | None  # what the file was recognised as, e.g. "interp checkpoint"
+    checkpoint_info: Any  # our checkpoint's contents (`interp.checkpoints.Checkpoint`: step, train config, ...)
+
     def __init__(self, cfg: ModelConfig, seed: int | None = 0):
         super().__init__()
         self.cfg = cfg
+        self.source_format, self.checkpoint_info = None, None
         self.embed, self.hook_embed = Embed(cfg), HookPoint()
         self.pos_embed, self.hook_pos_embed = PosEmbed(cfg), HookPoint()
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layers)])

@@ -2,11 +2,9 @@
 write them (from one of our models, transposed into their layout by hand), loaded back by
 `interp.load` with identical logits; and every other file refused with one clear line."""
 
-import dataclasses
 import json
 import os
 import sys
-import types
 
 import einops
 import pytest
@@ -18,6 +16,8 @@ from interp.config import ModelConfig
 from interp.data import all_tokens
 from interp.errors import CheckpointError
 from interp.model import Transformer
+
+from helpers.foreign import clock_pizza_json, legacy_state, write_demo_file  # test_report imports the first two from here
 
 P = 13
 
@@ -35,32 +35,6 @@ def make_model(**kw) -> Transformer:
 def logits(model) -> torch.Tensor:
     with torch.no_grad():
         return model(all_tokens(model.cfg))[:, -1]
-
-
-def legacy_state(model, extra_outputs: int = 0) -> dict:
-    """Our weights in the Nanda-original / Clock-Pizza layout (REFERENCES §2), as their code names them."""
-    cfg = model.cfg
-    W_U = model.W_U.detach()
-    if extra_outputs:  # Nanda's original unembeds to every token, `=` included
-        W_U = torch.cat([W_U, torch.randn(cfg.d_model, extra_outputs)], 1)
-    sd = {"embed.W_E": model.W_E.detach().T.contiguous(), "pos_embed.W_pos": model.W_pos.detach().contiguous(),
-          "unembed.W_U": W_U.contiguous()}
-    for l, b in enumerate(model.blocks):
-        for name in "QKV":
-            sd[f"blocks.{l}.attn.W_{name}"] = getattr(b.attn, f"W_{name}").detach().transpose(1, 2).contiguous()
-        sd[f"blocks.{l}.attn.W_O"] = einops.rearrange(b.attn.W_O.detach(), "h e d -> d (h e)").contiguous()
-        sd[f"blocks.{l}.attn.mask"] = torch.tril(torch.ones(cfg.n_ctx, cfg.n_ctx))
-        sd[f"blocks.{l}.mlp.W_in"] = b.mlp.W_in.detach().T.contiguous()
-        sd[f"blocks.{l}.mlp.b_in"] = b.mlp.b_in.detach().contiguous()
-        sd[f"blocks.{l}.mlp.W_out"] = b.mlp.W_out.detach().T.contiguous()
-        sd[f"blocks.{l}.mlp.b_out"] = b.mlp.b_out.detach().contiguous()
-    return sd
-
-
-def clock_pizza_json(cfg: ModelConfig) -> dict:
-    return {"C": cfg.p, "n_layers": cfg.n_layers, "d_model": cfg.d_model, "n_heads": cfg.n_heads,
-            "act_fn": {"relu": "ReLU", "gelu": "GeLU"}[cfg.act_fn], "attn_coeff": cfg.attn_rate,
-            "diff_vocab": cfg.diff_vocab, "eqn_sign": cfg.eq_token, "lr": 1e-3, "weight_decay": 2.0, "frac": 0.8}
 
 
 def assert_same_logits(loaded, model):
@@ -128,7 +102,7 @@ def test_config_contradicting_the_weights_is_a_clear_error(tmp_path):
     model = make_model(eq_token=False, causal=False)
     torch.save(legacy_state(model), tmp_path / "m.pt")
     bad = {**clock_pizza_json(model.cfg), "d_model": 128}
-    with pytest.raises(CheckpointError, match="d_model=128 but the weights have d_model=16"):
+    with pytest.raises(CheckpointError, match=r"config says d_model=128 \(the given config\) but the weights have d_model=16"):
         interp.load(tmp_path / "m.pt", config=bad)
 
 
@@ -141,51 +115,15 @@ def test_hooked_transformer_state_dict_alone(tmp_path):
     assert loaded.cfg.eq_token and "TransformerLens layout" in loaded.source_format
 
 
-@dataclasses.dataclass
-class HookedTransformerConfig:
-    """Stand-in for TransformerLens 2.x's config class, pickled into the Grokking demo's file."""
-
-    n_layers: int
-    d_model: int
-    n_ctx: int
-    d_head: int
-    n_heads: int
-    d_mlp: int
-    d_vocab: int
-    d_vocab_out: int
-    act_fn: str = "relu"
-    normalization_type: str | None = None
-    attention_dir: str = "causal"
-    dtype: torch.dtype = torch.float32
-    seed: int = 999
-
-
-@pytest.fixture
-def fake_transformer_lens_module(monkeypatch):
-    """Make pickle record the class as transformer_lens.HookedTransformerConfig.HookedTransformerConfig,
-    as the real demo file does (TransformerLens 4 no longer has that module)."""
-    mod = types.ModuleType("transformer_lens.HookedTransformerConfig")
-    mod.HookedTransformerConfig = HookedTransformerConfig
-    monkeypatch.setattr(HookedTransformerConfig, "__module__", mod.__name__)
-    monkeypatch.setitem(sys.modules, mod.__name__, mod)
-    return mod
-
-
-def test_grokking_demo_file_with_a_pickled_config_object(tmp_path, fake_transformer_lens_module):
+def test_grokking_demo_file_with_a_pickled_config_object(tmp_path):
     model = make_model(eq_token=True, causal=True, act_fn="gelu")
-    c = model.cfg
-    config = HookedTransformerConfig(n_layers=1, d_model=c.d_model, n_ctx=3, d_head=c.d_head, n_heads=c.n_heads,
-                                     d_mlp=c.d_mlp, d_vocab=P + 1, d_vocab_out=P, act_fn="gelu")
-    sd = model.state_dict()
-    torch.save({"model": sd, "config": config, "checkpoints": [sd, sd], "checkpoint_epochs": [0, 100],
-                "train_losses": [1.0], "test_losses": [1.0], "train_indices": torch.arange(5),
-                "test_indices": torch.arange(5, 9)}, tmp_path / "grokking_demo.pth")
+    path = write_demo_file(tmp_path / "grokking_demo.pth", model)
     with pytest.raises(Exception):  # what a plain weights-only load does with it
-        torch.load(tmp_path / "grokking_demo.pth", weights_only=True)
-    loaded = interp.load(tmp_path / "grokking_demo.pth")
+        torch.load(path, weights_only=True)
+    loaded = interp.load(path)
     assert_same_logits(loaded, model)
     assert loaded.cfg.act_fn == "gelu"  # read from the pickled config's recorded state, nothing run
-    assert "HookedTransformerConfig" in loaded.source_format
+    assert "HookedTransformerConfig" in loaded.source_format and "Grokking demo" in loaded.source_format
 
 
 def test_a_whole_pickled_module_gives_its_weights_and_config_without_running_its_code(tmp_path):
