@@ -185,7 +185,7 @@ def given_hints(config, path: Path) -> Hints | None:
     if isinstance(config, ModelConfig):
         return {k: Hint(v, k, "the given ModelConfig") for k, v in config.to_dict().items()}
     if isinstance(config, Mapping):
-        return config_hints(config, "the given config")
+        return _hints_for(path, config, "the given config")
     if config is not None:
         file = Path(config)
     else:
@@ -197,7 +197,14 @@ def given_hints(config, path: Path) -> Hints | None:
         raise CheckpointError(f"{file}: config must be a JSON object, got {type(d).__name__}")
     if isinstance(d.get("model_config"), dict):  # one of our run.json files
         d = d["model_config"]
-    return config_hints(d, str(file))
+    return _hints_for(path, d, str(file))
+
+
+def _hints_for(path: Path, d: Mapping, source: str) -> Hints:
+    try:
+        return config_hints(d, source)
+    except CheckpointError as e:  # name the checkpoint too: the config is refused on its behalf
+        raise CheckpointError(f"{path}: {e}") from None
 
 
 def describe_source(hints: Hints | None) -> str | None:

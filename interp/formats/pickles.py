@@ -14,6 +14,8 @@ tensors, containers and the globals it is told are safe. We tell it about exactl
 from __future__ import annotations
 
 import pickle
+import pickletools
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -75,6 +77,20 @@ def first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
 
 
+def _globals_in(path: Path) -> set[str]:
+    """The globals a torch file's pickle names, read without unpickling anything."""
+    if zipfile.is_zipfile(path):
+        return set(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
+    names = set()
+    with open(path, "rb") as f:  # legacy format: magic number, protocol, sys info, then the object
+        for _ in range(4):
+            for op, arg, _pos in pickletools.genops(f):
+                if op.name == "GLOBAL":
+                    names.add(arg.replace(" ", "."))
+    allowed = getattr(torch._weights_only_unpickler, "_get_allowed_globals", dict)()  # what torch builds itself
+    return {n for n in names if n not in allowed}
+
+
 def torch_load(path: Path):
     """(object, note): the file's contents, read by the weights-only unpickler as described above."""
     check_torch_archive(path)
@@ -88,7 +104,7 @@ def torch_load(path: Path):
     except Exception as e:  # truncated zip, bad pickle opcode, ...: torch raises many kinds
         raise CheckpointError(f"{path}: unreadable PyTorch file ({first_line(e)})") from None
     try:
-        names = sorted(set(torch.serialization.get_unsafe_globals_in_checkpoint(str(path))) - _NUMPY_NAMES)
+        names = sorted(_globals_in(path) - _NUMPY_NAMES)
     except Exception:
         raise CheckpointError(f"{path}: weights-only loading refuses this file ({first_line(refused)}); "
                               "re-save its state_dict() with torch.save") from None
