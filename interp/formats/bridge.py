@@ -53,11 +53,14 @@ def detect(state: dict) -> bool:
 def _n_heads(hints: Hints, rows: int, source: str) -> int:
     n, e = hints.get("n_heads"), hints.get("d_head")
     if n is None and e is None:
-        where = "its config" if not hints else f"the config ({sorted({h.source for h in hints.values()})[0]})"
-        raise CheckpointError(
-            f"{source}: a TransformerLens 4 TransformerBridge state dict stores no config, and {where} lacks "
-            "n_heads (or d_head), which the weights cannot tell; give its TransformerBridgeConfig fields as JSON "
-            "beside it (same name .json or config.json) or with --config")
+        if not hints:
+            raise CheckpointError(
+                f"{source}: a TransformerLens 4 TransformerBridge state dict stores no config and none was found "
+                "beside it: n_heads (or d_head) is missing and the weights cannot tell it; put its "
+                "TransformerBridgeConfig fields as JSON beside it (same name .json or config.json) or pass --config")
+        files = ", ".join(sorted({h.source for h in hints.values()}))
+        raise CheckpointError(f"{source}: the config ({files}) lacks n_heads (or d_head), which a TransformerBridge "
+                              "state dict's weights cannot tell")
     if n is not None and e is not None and n.value * e.value != rows:
         raise CheckpointError(f"{source}: {n.where()} and {e.where()} but the weights have n_heads * d_head = {rows}")
     if n is None:
