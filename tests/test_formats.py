@@ -495,3 +495,12 @@ def test_source_format_and_checkpoint_info_are_declared_model_attributes(tmp_pat
     interp.save_checkpoint(tmp_path / "m.safetensors", model, step=3)
     loaded = interp.load(tmp_path / "m.safetensors")
     assert loaded.source_format == "interp checkpoint" and loaded.checkpoint_info.step == 3
+
+
+def test_bridge_round_trip_with_d_head_times_heads_below_d_model_and_two_layers(tmp_path):
+    model = foreign.clock_pizza_model(p=P, d_model=22, n_heads=4, n_layers=2, attn_rate=1.0)  # d_head 5, W_O [22, 20]
+    bridge = model.to_bridge()
+    assert list(bridge.state_dict()["blocks.1.attn.o.weight"].shape) == [22, 20]
+    path = foreign.write_bridge(tmp_path / "b.safetensors", bridge, "original", config=foreign.bridge_config_json(bridge))
+    loaded = interp.load(path)
+    assert loaded.cfg == model.cfg and torch.equal(logits(loaded), logits(model))
