@@ -77,6 +77,14 @@ def first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
 
 
+def _reason(e: BaseException) -> str:
+    """The line of torch's weights-only refusal that says what was refused (its first line is boilerplate)."""
+    text = str(e).split("WeightsUnpickler error:", 1)[-1]
+    boilerplate = ("Weights only load failed", "Please file an issue", "Check the documentation")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith(boilerplate)]
+    return lines[0][:200] if lines else first_line(e)
+
+
 def _globals_in(path: Path) -> set[str]:
     """The globals a torch file's pickle names, read without unpickling anything."""
     if zipfile.is_zipfile(path):
@@ -106,10 +114,10 @@ def torch_load(path: Path):
     try:
         names = sorted(_globals_in(path) - _NUMPY_NAMES)
     except Exception:
-        raise CheckpointError(f"{path}: weights-only loading refuses this file ({first_line(refused)}); "
+        raise CheckpointError(f"{path}: weights-only loading refuses this file ({_reason(refused)}); "
                               "re-save its state_dict() with torch.save") from None
     if not names:
-        raise CheckpointError(f"{path}: weights-only loading refuses this file ({first_line(refused)})")
+        raise CheckpointError(f"{path}: weights-only loading refuses this file ({_reason(refused)})")
     calls: list[str] = []
     stand_ins = [(_opaque_class(n, calls), n) for n in names]
     try:
@@ -118,8 +126,8 @@ def torch_load(path: Path):
     except (RecursionError, MemoryError):
         raise
     except Exception as e:
-        raise CheckpointError(f"{path}: pickles code, not just weights ({', '.join(names[:3])}): refusing it "
-                              f"({first_line(e)})") from None
+        raise CheckpointError(f"{path}: pickles code or data that is not weights ({_reason(e)}; it names "
+                              f"{', '.join(names[:3])}{' ...' if len(names) > 3 else ''}): refusing it") from None
     if calls:  # a pickled object is rebuilt from its state; a pickled call would run code on a plain load
         raise CheckpointError(f"{path}: pickles a call to {calls[0]}, which a plain torch.load would run: refusing "
                               "the file (nothing was run)")
