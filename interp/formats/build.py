@@ -111,10 +111,9 @@ def infer_config(w: Weights, source: str) -> ModelConfig:
 
 def build_model(w: Weights, source: str):
     """A ready model (eval mode) from what a reader found; `source_format` and `checkpoint_info` set."""
-    state = {k: v for k, v in w.state.items() if not k.endswith((".mask", ".IGNORE"))}
-    cfg = w.config
+    state, cfg = dict(w.state), w.config
     if cfg is None:
-        cfg = infer_config(Weights(state, w.hints, w.what, causal_default=w.causal_default), source)
+        cfg = infer_config(w, source)
         state.setdefault("unembed.b_U", torch.zeros(state["unembed.W_U"].shape[1]))
         # Nanda's original and Clock/Pizza's code unembed to every input token: keep the p answers.
         state["unembed.W_U"], state["unembed.b_U"] = state["unembed.W_U"][:, : cfg.p], state["unembed.b_U"][: cfg.p]
