@@ -309,10 +309,13 @@ def test_tl_config_options_interp_cannot_compute_are_refused_by_name(tmp_path):
     torch.save(model.state_dict(), tmp_path / "m.pt")
     for bad, needle in [({"normalization_type": "LN"}, "normalization_type"), ({"attention_dir": "sideways"}, "attention_dir"),
                         ({"positional_embedding_type": "rotary"}, "positional_embedding_type"),
-                        ({"attn_scale": 3.0}, "attn_scale"), ({"use_attn_scale": False}, "use_attn_scale")]:
+                        ({"attn_scale": 3.0}, "attn_scale"), ({"use_attn_scale": False}, "use_attn_scale"),
+                        ({"output_logits_soft_cap": 30.0}, "output_logits_soft_cap"), ({"gated_mlp": 1}, "gated_mlp")]:
         with pytest.raises(CheckpointError, match=needle):
             interp.load(tmp_path / "m.pt", config=bad)
-    assert_same_logits(interp.load(tmp_path / "m.pt", config={"attn_scale": float(np.sqrt(8))}), model)
+    defaults = {"attn_scale": float(np.sqrt(8)), "attn_scores_soft_cap": -1.0, "gated_mlp": False,
+                "normalization_type": None, "attention_dir": "causal", "use_attn_scale": True}
+    assert_same_logits(interp.load(tmp_path / "m.pt", config=defaults), model)
 
 
 # ---- sidecars ---------------------------------------------------------------------------------------

@@ -37,6 +37,11 @@ KEYS = {
 # TransformerLens writes -1 for "not set" in these (e.g. TransformerBridgeConfig's n_heads default)
 UNSET_IF_NEGATIVE = {"n_heads", "d_vocab", "d_vocab_out", "d_mlp", "d_head"}
 _TRUE, _FALSE = {"true", "1"}, {"false", "0"}
+# TransformerLens config fields that change what the model computes; `check_tl_options` refuses
+# the values interp's model does not compute.
+TL_OPTIONS = ("normalization_type", "positional_embedding_type", "gated_mlp", "attn_only", "final_rms",
+              "parallel_attn_mlp", "scale_attn_by_inverse_layer_idx", "use_attn_scale", "attn_scale",
+              "attn_scores_soft_cap", "output_logits_soft_cap")
 
 
 def brief(x, depth: int = 2, width: int = 60) -> str:
@@ -135,8 +140,7 @@ def config_hints(d: Mapping, source: str) -> Hints:
     if clock_pizza and "causal" not in hints:
         # The Clock/Pizza code never applies its mask, whatever `attention_dir` ("casual") says.
         hints["causal"] = Hint(False, "attention_dir" if "attention_dir" in d else "C", source)
-    for key in ("normalization_type", "positional_embedding_type", "gated_mlp", "attn_only", "use_attn_scale",
-                "attn_scale", "final_rms", "parallel_attn_mlp"):  # TransformerLens options we must check
+    for key in TL_OPTIONS:
         if key in d and d[key] is not None:
             hints[key] = Hint(d[key], key, source)
     return hints
@@ -151,9 +155,12 @@ def check_tl_options(hints: Hints, source: str) -> None:
         bad("normalization_type", "no LayerNorm (normalization_type null)")
     if "positional_embedding_type" in hints and hints["positional_embedding_type"].value != "standard":
         bad("positional_embedding_type", "learned positional embeddings ('standard')")
-    for field in ("gated_mlp", "attn_only", "final_rms", "parallel_attn_mlp"):
+    for field in ("gated_mlp", "attn_only", "final_rms", "parallel_attn_mlp", "scale_attn_by_inverse_layer_idx"):
         if field in hints and parse_value(hints[field].value, "bool", hints[field].key, hints[field].source):
             bad(field, f"{field} false")
+    for field in ("attn_scores_soft_cap", "output_logits_soft_cap"):  # TransformerLens: -1 = off
+        if field in hints and parse_value(hints[field].value, "float", hints[field].key, hints[field].source) > 0:
+            bad(field, f"no {field.replace('_', ' ')} (-1)")
     if "use_attn_scale" in hints and not parse_value(hints["use_attn_scale"].value, "bool", "use_attn_scale",
                                                      hints["use_attn_scale"].source):
         bad("use_attn_scale", "attention scores scaled by 1/sqrt(d_head)")
