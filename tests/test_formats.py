@@ -507,3 +507,11 @@ def test_bridge_round_trip_with_d_head_times_heads_below_d_model_and_two_layers(
     path = foreign.write_bridge(tmp_path / "b.safetensors", bridge, "original", config=foreign.bridge_config_json(bridge))
     loaded = interp.load(path)
     assert loaded.cfg == model.cfg and torch.equal(logits(loaded), logits(model))
+
+
+def test_clock_pizza_run_with_eqn_sign_has_no_causal_mask(tmp_path):
+    model = foreign.clock_pizza_model(p=P, d_model=16, n_heads=2, eq_token=True, diff_vocab=True, attn_rate=0.7)
+    path = foreign.write_clock_pizza_run(tmp_path / "save", model, "eq1", flags="bool")
+    loaded = interp.load(path)
+    assert loaded.cfg == model.cfg and not loaded.cfg.causal and loaded.cfg.n_ctx == 3
+    assert_same_logits(loaded, model)
