@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+
+import torch
 
 from interp.config import ModelConfig, TrainConfig
 from interp.errors import ConfigError, InterpError
@@ -164,3 +167,42 @@ def setup(mode: str | None = None, out: str | Path | None = None, progress: bool
     pio.renderers.default = "plotly_mimetype+notebook"
     print(f"MODE = {session.mode!r}, runs under {session.out}")
     return session
+
+
+# ---- exercises ----------------------------------------------------------------------------------------
+# An exercise is a markdown cell whose solution is a ```python block inside <details> (hidden behind a
+# toggle), then a code cell tagged "exercise" where the learner writes the answer (`my_x = ...`), then a
+# cell calling check(), which compares the answer with the library's.
+SOLUTION = re.compile(r"<details>.*?```python\n(.*?)```.*?</details>", re.S)
+
+
+def check(what: str, answer, expected, atol: float = 1e-6) -> bool:
+    """Compare a learner's answer with the library's value: True and a "correct" line when they agree
+    (numbers, lists or tensors, to atol / 1e-6 relative); AssertionError saying both when they do not;
+    False and a reminder while the answer is still `...`."""
+    from interp.display import _short
+
+    if answer is ...:
+        print(f"your turn: {what} (replace the ... above; the solution hides behind the toggle)")
+        return False
+    a = torch.as_tensor(answer, dtype=torch.float64)
+    e = torch.as_tensor(expected, dtype=torch.float64)
+    if a.shape != e.shape or not torch.allclose(a, e, atol=atol, rtol=1e-6):
+        raise AssertionError(f"{what}: your answer {_short(a)} is not the library's {_short(e)}")
+    print(f"correct: {what} matches the library")
+    return True
+
+
+def fill_solutions(nb) -> int:
+    """Put each exercise's solution (from the markdown cell before it) into its "exercise" cell, in place:
+    what CI runs, so that every check() compares a real answer. Returns the number of exercises."""
+    n, solution = 0, None
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            found = SOLUTION.search(cell.source)
+            solution = found.group(1) if found else solution
+        elif "exercise" in cell.metadata.get("tags", []):
+            if solution is None:
+                raise ConfigError(f"exercise cell without a solution before it: {cell.source[:60]!r}")
+            cell.source, solution, n = solution.rstrip("\n"), None, n + 1
+    return n

@@ -167,8 +167,13 @@ def test_accumulated_bias_sums_the_output_biases():
 
 
 def test_a_nanda_style_snippet_runs_on_our_model():
-    """What a reader of Nanda's / ARENA's grokking code types, TransformerLens 4 spelling (utilities, not utils)."""
-    from transformer_lens import utilities as utils
+    """What a reader of Nanda's / ARENA's grokking code types, in the spelling that works on TransformerLens 2-4
+    (`utils` was renamed `utilities` in 4; docs/transformerlens.md)."""
+    try:
+        from transformer_lens import utilities as utils  # TransformerLens 4
+        utils.get_act_name
+    except (ImportError, AttributeError):  # TransformerLens 2/3: `utilities` lacks these
+        from transformer_lens import utils
 
     model = model_with_biases()
     tokens = all_tokens(model.cfg)
