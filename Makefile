@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 TL2_VENV  := .venv-tl2
 TL2_STAMP := $(TL2_VENV)/.installed
 
-.PHONY: setup browser demo test test-tl2 notebook bench clean
+.PHONY: setup browser demo test test-tl2 notebook notebooks-sync bench clean
 
 setup: $(STAMP)
 
@@ -49,6 +49,12 @@ $(NB_STAMP): $(STAMP)
 # --allow-root only where make runs as root (a container): JupyterLab refuses root otherwise.
 notebook: $(NB_STAMP)
 	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
+
+# After editing a notebook (its .py script or the .ipynb in Jupyter): sync each pair (the file edited last
+# wins) and strip the outputs from the .ipynb, as committed.
+notebooks-sync: $(NB_STAMP)
+	$(VENV)/bin/jupytext --sync notebooks/*.py
+	$(VENV)/bin/jupyter nbconvert --clear-output --inplace notebooks/*.ipynb
 
 bench: setup
 	$(PY) benchmarks/run.py

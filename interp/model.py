@@ -292,7 +292,7 @@ class Transformer(HookedRootModule):
         """Sum of the output biases (b_O, b_out) of the blocks before `layer`, [d_model], as HookedTransformer's;
         mlp_input adds layer `layer`'s b_O."""
         total = torch.zeros(self.cfg.d_model, dtype=self.W_U.dtype)
-        for i, block in enumerate(self.blocks[:layer]):
+        for block in self.blocks[:layer]:
             total = total + block.attn.b_O + (block.mlp.b_out if include_mlp_biases else 0)
         if mlp_input and layer < len(self.blocks):
             total = total + self.blocks[layer].attn.b_O
@@ -355,8 +355,7 @@ class TLView:
     """The model as an ActivationCache sees it (`cache.model`): the same model, with `cfg` a TLConfig."""
 
     def __init__(self, model: Transformer):
-        object.__setattr__(self, "model", model)
-        object.__setattr__(self, "cfg", TLConfig(model.cfg))
+        self.model, self.cfg = model, TLConfig(model.cfg)
 
     def __getattr__(self, name: str):
         return getattr(self.model, name)
