@@ -257,15 +257,9 @@ class Transformer(HookedRootModule):
     b_in = property(lambda self: self._stack("mlp", "b_in"))
     b_out = property(lambda self: self._stack("mlp", "b_out"))
 
-    @property
-    def OV(self) -> FactoredMatrix:
-        """W_V @ W_O, [n_layers, n_heads, d_model, d_model] as a FactoredMatrix: `model.OV[0, 2]` is layer 0, head 2."""
-        return FactoredMatrix(self.W_V, self.W_O)
-
-    @property
-    def QK(self) -> FactoredMatrix:
-        """W_Q @ W_K^T, [n_layers, n_heads, d_model, d_model] as a FactoredMatrix."""
-        return FactoredMatrix(self.W_Q, self.W_K.transpose(-2, -1))
+    # W_V @ W_O and W_Q @ W_K^T as FactoredMatrix [n_layers, n_heads, d_model, d_model]: model.OV[0, 2] is layer 0, head 2
+    OV = property(lambda self: FactoredMatrix(self.W_V, self.W_O))
+    QK = property(lambda self: FactoredMatrix(self.W_Q, self.W_K.transpose(-2, -1)))
 
     def to_single_token(self, token: str | int) -> int:
         """Our vocabulary as text: "0" ... "p-1" are the residues (a's tokens, and the outputs), "=" the `=` token."""

@@ -8,6 +8,7 @@ import torch
 import transformer_lens
 from interp import ModelConfig, Transformer, all_tokens
 from interp.errors import InterpError
+from test_tl_surface import model_with_biases as with_random_biases
 
 try:
     HookedTransformer = transformer_lens.HookedTransformer
@@ -18,16 +19,6 @@ NANDA = ModelConfig(p=13, d_model=32, n_heads=4, d_head=8, d_mlp=64)  # [a, b, =
 CLOCK = ModelConfig(p=13, d_model=32, n_heads=4, d_head=8, d_mlp=64, eq_token=False, causal=False, biases="mlp")
 HOOKS = ["hook_embed", "blocks.0.attn.hook_pattern", "blocks.0.attn.hook_z", "blocks.0.mlp.hook_post",
          "blocks.0.hook_resid_post"]
-
-
-def with_random_biases(cfg, seed=0) -> Transformer:
-    m = Transformer(cfg.replace(biases="all"), seed=seed)
-    g = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for name, p in m.named_parameters():
-            if name.split(".")[-1].startswith("b_"):
-                p.copy_(0.3 * torch.randn(p.shape, generator=g))
-    return m.eval()
 
 
 @pytest.mark.parametrize("cfg", [NANDA, CLOCK], ids=["nanda", "clock-pizza-layout"])
