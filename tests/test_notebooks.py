@@ -23,6 +23,7 @@ NOTEBOOKS = ROOT / "notebooks"
 ORDER = ["01_grokking", "02_reverse_engineering_clock", "03_clock_vs_pizza", "04_phase_diagram",
          "05_bring_your_own_checkpoint"]
 ANALYSES = ORDER[:3]  # the notebooks with "your turn" exercises
+TRAINS = ["01_grokking", "03_clock_vs_pizza", "04_phase_diagram"]  # run first, they train (2 and 5 reuse)
 CELL_TIMEOUT = 240  # seconds per cell, far above what fast mode needs
 
 
@@ -101,6 +102,8 @@ def test_notebook_runs_in_fast_mode(name, out_dir, tmp_path, monkeypatch):
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert text.count("correct: ") == n_exercises, "every exercise's check ran and agreed with the library"
     assert "IProgress not found" not in text and "TqdmWarning" not in text
+    if name in TRAINS:  # training and sweeping show the notebook widget progress bar (ipywidgets), not text
+        assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
     assert any(o.get("data", {}).get("application/vnd.plotly.v1+json") for o in outputs
                if o.output_type == "display_data"), "the notebook shows plotly figures"
     assert not list(tmp_path.iterdir()), "the notebook wrote into its working directory"
