@@ -160,3 +160,31 @@ def test_progress_bar_in_a_kernel_without_ipywidgets_falls_back_quietly(monkeypa
         assert type(display.tqdm(total=1, disable=True)) is text_bar
     monkeypatch.setitem(sys.modules, "ipywidgets", types.ModuleType("ipywidgets"))
     assert display.notebook_widgets()  # a kernel with ipywidgets: the notebook widget
+
+
+# ---- exercises -------------------------------------------------------------------------------------------
+def test_check_accepts_the_right_answer_refuses_a_wrong_one_and_waits_for_an_unfilled_one(capsys):
+    expected = torch.tensor([0.5, 0.25], dtype=torch.float64)
+    assert notebook.check("norms", [0.5, 0.25], expected) is True
+    assert "correct: norms" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match=r"norms: your answer \[0.5, 0.3\] is not the library's \[0.5, 0.25\]"):
+        notebook.check("norms", torch.tensor([0.5, 0.3]), expected)
+    with pytest.raises(AssertionError):
+        notebook.check("norms", [0.5], expected)  # wrong shape
+    assert notebook.check("norms", ..., expected) is False
+    assert "your turn: norms" in capsys.readouterr().out
+
+
+def test_fill_solutions_takes_each_exercises_solution_from_the_markdown_before_it():
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    ex = nbformat.v4.new_code_cell("my_x = ...")
+    ex.metadata["tags"] = ["exercise"]
+    nb.cells = [nbformat.v4.new_markdown_cell("Task\n<details><summary>Solution</summary>\n\n```python\nmy_x = 2 + 2\n```\n</details>"),
+                ex, nbformat.v4.new_code_cell("notebook.check('x', my_x, 4)")]
+    assert notebook.fill_solutions(nb) == 1 and nb.cells[1].source == "my_x = 2 + 2"
+    orphan = nbformat.v4.new_notebook()
+    orphan.cells = [nbformat.v4.new_markdown_cell("no solution here"), ex]
+    with pytest.raises(ConfigError, match="without a solution"):
+        notebook.fill_solutions(orphan)
