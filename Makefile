@@ -33,8 +33,8 @@ test: setup browser
 # where to_hooked_transformer() must give a real HookedTransformer with our logits.
 $(TL2_STAMP): pyproject.toml constraints-tl2.txt
 	$(PYTHON) -m venv $(TL2_VENV)
-	$(TL2_VENV)/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(TL2_VENV)/bin/python -m pip install -q --disable-pip-version-check -c constraints-tl2.txt -e . pytest
+	$(TL2_VENV)/bin/python -m pip install -q --disable-pip-version-check --no-compile torch==2.13.0
+	$(TL2_VENV)/bin/python -m pip install -q --disable-pip-version-check --no-compile -c constraints-tl2.txt -e . pytest
 	touch $(TL2_STAMP)
 
 test-tl2: $(TL2_STAMP)
