@@ -1,7 +1,8 @@
 """Progress measures for grokking (Nanda et al. 2023, REFERENCES §1), for one model or a whole run.
 
-All measures come from the last-position logits over the p^2 inputs [p_a, p_b, p_c] (one
-forward pass, no hooks) and from the weights:
+All measures come from the last-position logits over the p^2 inputs [p_a, p_b, p_c] and from
+the weights. They are computed for a stack of models at once (`stacked_measures`: a run's
+snapshots, `interp.batched.all_logits` for the logits); one model is a stack of one (`measure`).
 - restricted loss: the logits projected onto cos(w_k(a+b)), sin(w_k(a+b)) (the unit maps
   `fourier.sum_directions`) of the key frequencies, plus the per-output mean over (a, b) that the
   projection removes; cross-entropy over all p^2 inputs;

@@ -43,7 +43,9 @@ def test_run_tasks_on_local_ray_retries_a_killed_worker(tmp_path):
     tasks = [partial(_task, out, i, kill_first=(i == 2)) for i in range(5)]
     with distributed.ray_session(num_workers=2):
         assert ray.cluster_resources()["CPU"] == 2
-        assert distributed.run_tasks(tasks) == [0, 1, 4, 9, 16]
+        seen = {}
+        assert distributed.run_tasks(tasks, on_result=seen.__setitem__) == [0, 1, 4, 9, 16]
+        assert seen == {i: i * i for i in range(5)}  # reported in the driver as each task ended
         # a task that raises: not retried, raised here as itself
         with pytest.raises(ConfigError, match="bad grid value"):
             distributed.run_tasks([partial(_task, out, 7), partial(_failing, out)])
