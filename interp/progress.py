@@ -108,8 +108,8 @@ def stacked_logit_measures(logits: Tensor, freqs: list[int], train_idx: Tensor, 
     top = L.amax(-1, keepdim=True)
     sums = (L - top).exp_() @ (shift - P).exp_().permute(0, 2, 3, 1)  # [S, s, a, J]
     lse = top + sums.log_() - shift[..., 0].transpose(1, 2)[:, :, None]  # log sum_c exp(L - P)
-    lost = lse.isinf() & L.isfinite().all(-1, keepdim=True)  # underflow: logits spanning > ~700
-    if lost.any():
+    lost = lse.isinf()
+    if lost.any() and (lost := lost & L.isfinite().all(-1, keepdim=True)).any():  # underflow: logits spanning > ~700
         m, s, a, j = lost.nonzero(as_tuple=True)
         lse[lost] = (L[m, s, a] - P[m, j, s]).logsumexp(-1)
     right = L.diagonal(dim1=1, dim2=3).transpose(1, 2)[..., None] - P.diagonal(dim1=2, dim2=3).transpose(1, 2)[:, :, None]
