@@ -97,22 +97,23 @@ def stacked_logit_measures(logits: Tensor, freqs: list[int], train_idx: Tensor, 
     if not freqs:
         raise ProgressError("no key frequencies: restricted/excluded loss need at least one")
     order = _by_sum(p)
-    L = logits[:, order].double().view(S, p, p, p)  # [S, s, a, c]
+    by_sum = lambda: logits[:, order].double().view(S, p, p, p)  # noqa: E731  [S, s, a, c]
+    L = by_sum()
     f = fourier.sum_directions(p, freqs)[:, :, 0]  # [n_keys, 2, s]: the unit maps at a = 0, b = s
     coef = einsum("k t s, batch s c -> batch k t c", f, L.sum(2))  # projection of each output's (a, b)-map
     P = einsum("k t s, batch k t c -> batch k s c", f, coef)  # [S, n_keys, s, c]
     restricted = P.sum(1) + L.mean((1, 2))[:, None]  # [S, s, c]: one row per s (each stands for p pairs)
     # projections taken away: none (the logits), each key alone, all keys together -> [S, J, s, c]
     P = torch.cat([torch.zeros_like(P[:, :1]), P, P.sum(1, keepdim=True)], 1)
+    right = L.diagonal(dim1=1, dim2=3).transpose(1, 2)[..., None] - P.diagonal(dim1=2, dim2=3).transpose(1, 2)[:, :, None]
     shift = P.amin(-1, keepdim=True)  # exp(shift - P) <= 1, and exp(L - max L) <= 1: no overflow
     top = L.amax(-1, keepdim=True)
-    sums = (L - top).exp_() @ (shift - P).exp_().permute(0, 2, 3, 1)  # [S, s, a, J]
+    sums = L.sub_(top).exp_() @ (shift - P).exp_().permute(0, 2, 3, 1)  # [S, s, a, J]; L is spent
     lse = top + sums.log_() - shift[..., 0].transpose(1, 2)[:, :, None]  # log sum_c exp(L - P)
     lost = lse.isinf()
-    if lost.any() and (lost := lost & L.isfinite().all(-1, keepdim=True)).any():  # underflow: logits spanning > ~700
-        m, s, a, j = lost.nonzero(as_tuple=True)
+    if lost.any() and (lost := lost & logits.isfinite().all(-1)[:, order].view(S, p, p, 1)).any():
+        L, (m, s, a, j) = by_sum(), lost.nonzero(as_tuple=True)  # underflow: logits spanning > ~700
         lse[lost] = (L[m, s, a] - P[m, j, s]).logsumexp(-1)
-    right = L.diagonal(dim1=1, dim2=3).transpose(1, 2)[..., None] - P.diagonal(dim1=2, dim2=3).transpose(1, 2)[:, :, None]
     nll = lse - right  # [S, s, a, J]
     pairs = torch.zeros(2, p * p, dtype=torch.float64)
     pairs[0, train_idx], pairs[1, test_idx] = 1 / len(train_idx), 1 / len(test_idx)
