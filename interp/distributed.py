@@ -50,7 +50,8 @@ def ray_session(address: str | None = None, num_workers: int = 2, attempts: int 
 
     A local start is tried `attempts` times: on a machine under heavy load Ray's node gives up
     waiting for its own agent process (a fixed 15 s limit in Ray 2.60, ray-project/ray#65983). On
-    this 2-core machine at load average 15-20 (six other jobs), 1 start in 6 succeeded (in 34 s).
+    this 2-core machine at load average 15-20 (other jobs running), 5 of the first 7 starts failed
+    so; a start that got through took 34 s.
     """
     ray = _ray()
     if ray.is_initialized():
@@ -59,7 +60,7 @@ def ray_session(address: str | None = None, num_workers: int = 2, attempts: int 
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
         raise DistributedError(f"num_workers must be a positive integer, got {num_workers!r}")
     where = f"the Ray cluster at {address}" if address else f"a local Ray with {num_workers} CPUs"
-    for attempt in range(1 if address else attempts):
+    for _ in range(1 if address else attempts):
         try:
             ray.init(address=address, num_cpus=None if address else num_workers, include_dashboard=False,
                      log_to_driver=False, configure_logging=False)
