@@ -11,6 +11,7 @@ reports medians and ratios, which survive a noisy machine better than absolute s
     sweep     models per minute of a sweep: stacked (vmapped) vs one after another, with identical results
     classify  classify latency (benchmarks/bench_classify.py, when present)
     memory    peak memory and wall time of `interp train --preset nanda --recipe fast` in a fresh process
+    progress  progress measures over 250 nanda snapshots: batched vs one snapshot at a time, same numbers
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 PARTS = {"step": "step_cost", "time": "time_to_acc", "sweep": "sweep_speed", "classify": "bench_classify",
-         "memory": "memory"}
+         "memory": "memory", "progress": "bench_progress"}
 
 
 def classify_rows(quick: bool) -> list[tuple[str, str, str]]:

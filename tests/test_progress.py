@@ -6,8 +6,8 @@ import torch
 
 import interp
 from interp import checkpoints as ck
-from interp import fourier, progress
-from interp.data import all_pairs, labels_for, split
+from interp import batched, fourier, metrics, progress
+from interp.data import all_pairs, all_tokens, labels_for, split
 from interp.errors import InterpError
 from interp.model import Transformer
 
@@ -27,25 +27,32 @@ def _xent(logits, labels):
     return torch.nn.functional.cross_entropy(logits.double(), labels).item()
 
 
-def test_restricted_and_excluded_loss_on_planted_logits():
-    p, keys, other = 13, [2, 5], 4
+@pytest.mark.parametrize("p, keys, other, scale", [(13, [2, 5], 4, 1.0), (12, [2, 6], 4, 1.0), (13, [2, 5], 4, 300.0)])
+def test_restricted_and_excluded_loss_on_planted_logits(p, keys, other, scale):
+    # scale 300: logits spanning ~2000, where the shared-exp products underflow and are recomputed
     r = torch.arange(p, dtype=torch.float64)
     s = r[:, None, None] + r[None, :, None] - r[None, None, :]  # a + b - c, [a, b, c]
-    term = lambda k, amp: amp * torch.cos(2 * math.pi * k * s / p)  # noqa: E731
+    term = lambda k, amp: scale * amp * torch.cos(2 * math.pi * k * s / p)  # noqa: E731
     offset = torch.linspace(-1, 1, p, dtype=torch.float64)  # a per-output bias, constant over (a, b)
-    logits = term(2, 3.0) + term(5, 2.0) + term(other, 1.5) + offset
+    logits = term(keys[0], 3.0) + term(keys[1], 2.0) + term(other, 1.5) + offset
     train_idx, test_idx = split(p, 0.4, seed=1)
     m = progress.logit_measures(logits, keys, train_idx, test_idx)
     flat = lambda x: x.reshape(p * p, p)  # noqa: E731
     y = labels_for(all_pairs(p), p)
-    assert m.restricted_loss == pytest.approx(_xent(flat(term(2, 3.0) + term(5, 2.0) + offset), y), rel=1e-9)
+    assert m.restricted_loss == pytest.approx(_xent(flat(term(keys[0], 3.0) + term(keys[1], 2.0) + offset), y), rel=1e-9)
     assert m.excluded_loss == pytest.approx(_xent(flat(term(other, 1.5) + offset)[train_idx], y[train_idx]), rel=1e-9)
     per = m.excluded_loss_per_freq
-    assert per[0].item() == pytest.approx(_xent(flat(logits - term(2, 3.0))[train_idx], y[train_idx]), rel=1e-9)
-    assert per[1].item() == pytest.approx(_xent(flat(logits - term(5, 2.0))[train_idx], y[train_idx]), rel=1e-9)
+    assert per[0].item() == pytest.approx(_xent(flat(logits - term(keys[0], 3.0))[train_idx], y[train_idx]), rel=1e-9)
+    assert per[1].item() == pytest.approx(_xent(flat(logits - term(keys[1], 2.0))[train_idx], y[train_idx]), rel=1e-9)
     assert m.train_loss == pytest.approx(_xent(flat(logits)[train_idx], y[train_idx]), rel=1e-9)
     assert m.test_loss == pytest.approx(_xent(flat(logits)[test_idx], y[test_idx]), rel=1e-9)
-    assert m.train_acc == 1.0 and m.test_acc == 1.0
+    acc = (flat(logits).argmax(-1) == y).double()
+    assert (m.train_acc, m.test_acc) == (acc[train_idx].mean().item(), acc[test_idx].mean().item())
+    assert p % 2 == 0 or m.train_acc == m.test_acc == 1.0
+    # stacked: each model's row is its own measures
+    both = progress.stacked_logit_measures(torch.stack([flat(logits), flat(term(other, 4.0))]), keys, train_idx, test_idx)
+    assert both["restricted_loss"][0].item() == pytest.approx(m.restricted_loss, rel=1e-12)
+    assert torch.allclose(both["excluded_loss_per_freq"][0], per, rtol=1e-12)
     # a logit tensor made only of non-key frequencies: nothing is left after restriction
     m2 = progress.logit_measures(term(other, 4.0), keys, train_idx, test_idx)
     assert m2.restricted_loss == pytest.approx(math.log(p))
@@ -87,6 +94,101 @@ def test_run_progress_over_a_real_run(tiny_run):
     assert sub.steps[-1] == prog.steps[-1] and sub.steps.tolist()[:-1] == prog.steps.tolist()[::3][: len(sub.steps) - 1]
 
 
+def _one_at_a_time(run_dir, freqs):
+    """The reference: each snapshot loaded as a model, its own forward, every measure written out
+    directly from its definition (REFERENCES §1), one log-softmax per projection."""
+    tc = interp.TrainConfig.from_dict(json.loads((run_dir / ck.RUN_JSON).read_text())["train_config"])
+    rows = []
+    for step, path in ck.list_snapshots(run_dir):
+        c = ck.read_checkpoint(path)
+        model = ck.model_from_state(c.model_config, c.state_dict, str(path))
+        p = model.cfg.p
+        tr, te = split(p, tc.train_frac, tc.data_seed)
+        y = labels_for(all_pairs(p), p)
+        L = model.last_logits(all_tokens(model.cfg)).detach().double()  # [p*p, p]
+        U = fourier.sum_directions(p, freqs).reshape(len(freqs), 2, p * p)
+        proj = torch.stack([U[k].T @ (U[k] @ L) for k in range(len(freqs))])  # [n_keys, p*p, p]
+        xent = lambda logits, idx: torch.nn.functional.cross_entropy(logits[idx], y[idx]).item()  # noqa: E731
+        everything = torch.arange(p * p)
+        W_L = model.W_out[-1] @ model.W_U
+        rows.append(dict(
+            step=step, train_loss=xent(L, tr), test_loss=xent(L, te),
+            train_acc=(L[tr].argmax(-1) == y[tr]).double().mean().item(),
+            test_acc=(L[te].argmax(-1) == y[te]).double().mean().item(),
+            restricted_loss=xent(proj.sum(0) + L.mean(0), everything), excluded_loss=xent(L - proj.sum(0), tr),
+            excluded_loss_per_freq=[xent(L - proj[k], tr) for k in range(len(freqs))],
+            gini_W_E=progress.gini(fourier.component_norms(model.W_E[:p].detach().double())).item(),
+            gini_W_L=progress.gini(fourier.component_norms(W_L.T.detach().double())).item(),
+            sum_sq_weights=sum(v.double().square().sum().item() for v in c.state_dict.values())))
+    return rows
+
+
+def test_run_progress_batched_equals_one_snapshot_at_a_time(tiny_run, monkeypatch):
+    prog = progress.run_progress(tiny_run)
+    ref = _one_at_a_time(tiny_run, prog.key_freqs)
+    assert prog.steps.tolist() == [r["step"] for r in ref] and len(ref) > 3
+    for name in (*progress.MEASURES, "excluded_loss_per_freq"):
+        want = torch.tensor([r[name] for r in ref], dtype=torch.float64)
+        assert torch.allclose(getattr(prog, name), want, rtol=1e-5, atol=1e-7), name
+    # stacks of 1 and of 3 (the last one short) give the same numbers as one stack of all
+    per_model = ck.read_checkpoint(ck.list_snapshots(tiny_run)[0][1]).model_config
+    for size in (1, 3):
+        monkeypatch.setattr(batched, "BATCH_BUDGET", size * per_model.p ** 2 * (per_model.d_mlp + per_model.p))
+        assert batched.batch_size(per_model) == size
+        again = progress.run_progress(tiny_run, freqs=prog.key_freqs)
+        for name in (*progress.MEASURES, "excluded_loss_per_freq"):
+            assert torch.allclose(getattr(again, name), getattr(prog, name), rtol=1e-6, atol=1e-9), (size, name)
+
+
+def _perturbed(cfg, seed):
+    model = Transformer(cfg, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():  # non-zero biases too, so every bias path is checked
+        for prm in model.parameters():
+            prm.add_(0.2 * torch.randn(prm.shape, generator=g))
+    return model.eval()
+
+
+@pytest.mark.parametrize("kw", [
+    dict(),  # Nanda: [a, b, =], causal
+    dict(eq_token=False, causal=False, biases="mlp", attn_rate=0.0),  # Clock/Pizza, constant attention
+    dict(eq_token=False, causal=True, act_fn="gelu", attn_rate=0.3, biases="all"),
+    dict(eq_token=True, causal=False, diff_vocab=True, attn_rate=0.7, biases="all"),
+    dict(eq_token=False, diff_vocab=True, n_heads=2),
+    dict(n_layers=2, biases="all"),  # deeper: the model's own forward, vmapped
+    dict(n_layers=2, eq_token=False, causal=False, attn_rate=0.4, act_fn="gelu"),
+])
+def test_stacked_logits_equal_the_models_forward(kw):
+    cfg = interp.ModelConfig.with_width(16, p=11, **kw)
+    models = [_perturbed(cfg, seed) for seed in range(3)]
+    want = torch.stack([m.last_logits(all_tokens(cfg)) for m in models]).detach()
+    got = batched.all_logits(cfg, batched.stack_states([m.state_dict() for m in models]))
+    assert got.shape == want.shape == (3, cfg.p ** 2, cfg.p)
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-5 * want.abs().max().item())
+    # per-model attention rates in one stack
+    rates = [0.0, 0.5, 1.0]
+    mixed = [_perturbed(cfg.replace(attn_rate=r), seed) for seed, r in enumerate(rates)]
+    want = torch.stack([m.last_logits(all_tokens(m.cfg)) for m in mixed]).detach()
+    got = batched.all_logits(cfg, batched.stack_states([m.state_dict() for m in mixed]), rates)
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-5 * want.abs().max().item())
+
+
+def test_model_metrics_equal_the_single_model_functions():
+    base = interp.ModelConfig.with_width(16, p=11, eq_token=False, causal=False, biases="mlp")
+    models = [_perturbed(base.replace(attn_rate=r), i) for i, r in enumerate([0.0, 1.0, 0.5])]
+    models.append(_perturbed(interp.ModelConfig.with_width(8, p=7), 9))  # another shape: its own stack
+    got = batched.model_metrics(models)
+    for m, g in zip(models, got):
+        table = metrics.logit_table(m)
+        assert g.accuracy == metrics.accuracy(table)
+        assert g.distance_irrelevance == pytest.approx(metrics.distance_irrelevance(table), rel=1e-4)
+        assert g.distance_irrelevance_max_wrong == pytest.approx(metrics.distance_irrelevance(table, "max_wrong"), rel=1e-4)
+        assert g.gradient_symmetricity == metrics.gradient_symmetricity(m)
+        assert g.circularity == metrics.circularity(m) and g.key_frequencies == fourier.key_frequencies(m)
+    with pytest.raises(InterpError, match="no models"):
+        batched.stack_states([])
+
+
 def _synthetic(train_acc, test_loss, weights, restricted):
     n = len(train_acc)
     t = lambda x: torch.tensor(x, dtype=torch.float64)  # noqa: E731
@@ -112,6 +214,18 @@ def test_detect_phases_follows_the_measures():
     assert (ph.memorisation_end, ph.circuit_formation_end, ph.cleanup_end) == (30, None, None)
     ph = progress.detect_phases(_synthetic([0.1] * 12, test, weights, restricted))
     assert (ph.memorisation_end, ph.circuit_formation_end, ph.cleanup_end) == (None, None, None)
+
+
+def test_run_progress_refuses_a_snapshot_unlike_the_final_one(tiny_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (step, path), last = ck.list_snapshots(run)[1], ck.read_checkpoint(ck.list_snapshots(run)[-1][1])
+    state = dict(last.state_dict, **{"embed.W_E": last.state_dict["embed.W_E"][:-1]})
+    ck.save_tensors(path, state, {"model_config": last.model_config.to_dict(), "step": step})
+    with pytest.raises(progress.ProgressError, match=f"{path.name}: weights differ"):
+        progress.run_progress(run)
 
 
 def test_progress_errors(tmp_path):

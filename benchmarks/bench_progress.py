@@ -1,0 +1,119 @@
+"""Progress measures over a run's snapshots: batched (`interp.progress.run_progress`) vs one at a time.
+
+    python benchmarks/bench_progress.py                 # nanda, 250 snapshots (TransformerLens demo cadence)
+    python benchmarks/bench_progress.py --quick         # tiny, smoke sizes
+    python benchmarks/bench_progress.py --run DIR       # an existing run directory
+
+One at a time is what run_progress did before batching: each snapshot read, loaded as a model, its
+logits over all p^2 inputs from the model's own forward (4096-row chunks), then the measures of that
+one model. Batched: run_progress, snapshots stacked `interp.batched.batch_size` at a time. The two
+alternate, on `--sample` snapshots for the slow path (every k-th) and all of them batched, and give
+the cost per snapshot and the ratio; their measures are compared. Reading the snapshots alone is
+timed too. The load average is printed: on a shared machine compare ratios, not seconds.
+
+Measured 2026-11-29 on the shared 2-core machine (nanda fast recipe, 250 snapshots, key
+frequencies of the final snapshot), all with the same numbers (max rel. difference 1.2e-7):
+- `OMP_NUM_THREADS=1`, load average ~10: run_progress before batching 238 ms per snapshot, batched
+  76 ms (3.1x, best of 2, 26 snapshots each, old and new alternating); all 250 batched in 20 s.
+- this script with 2 threads, load average 18 -> 11: 2194 vs 809 ms per snapshot (2.7x); two torch
+  threads on a machine with ~10 runnable jobs are 3-6x slower than one (OpenMP waits on preempted
+  threads), so under load measure with OMP_NUM_THREADS=1.
+- reading a snapshot (`checkpoints.read_checkpoint`): 1.0 ms, 0.25 s for all 250.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import interp  # noqa: E402
+from interp import checkpoints as ck  # noqa: E402
+from interp import fourier, progress  # noqa: E402
+from interp.data import all_tokens  # noqa: E402
+
+
+def make_run(out: Path, quick: bool) -> Path:
+    """A real run with one snapshot per step: nanda (fast recipe) for 249 steps -> 250 snapshots."""
+    if quick:
+        interp.train("tiny", out=out, steps=39, checkpoint_every=1, log_every=10, stop_at_test_acc=None, progress=False)
+    else:
+        interp.train("nanda", "fast", out=out, steps=249, checkpoint_every=1, log_every=10, stop_at_test_acc=None,
+                     progress=False)
+    return out
+
+
+def one_at_a_time(snaps: list[tuple[int, Path]], freqs: list[int], split) -> dict[str, torch.Tensor]:
+    rows = []
+    for _, path in snaps:
+        c = ck.read_checkpoint(path)
+        model = ck.model_from_state(c.model_config, c.state_dict, str(path))
+        tokens = all_tokens(model.cfg)
+        with torch.no_grad():
+            logits = torch.cat([model.last_logits(tokens[i : i + 4096]) for i in range(0, len(tokens), 4096)])
+        lm = progress.logit_measures(logits, freqs, *split)
+        rows.append({**lm.__dict__, **progress.weight_measures(c.state_dict, model.cfg.p)})
+    return {k: torch.tensor([r[k] for r in rows], dtype=torch.float64) for k in progress.MEASURES}
+
+
+def compare(run: Path, sample: int, repeats: int) -> dict:
+    snaps = ck.list_snapshots(run)
+    last = ck.read_checkpoint(snaps[-1][1])
+    cfg = last.model_config
+    freqs = fourier.key_frequencies(last.state_dict["embed.W_E"], p=cfg.p) or [1]
+    tc = last.train_config
+    split = interp.split(cfg.p, tc.train_frac, tc.data_seed)
+    subset = snaps[::sample]
+    times = {"read": [], "one": [], "batched": []}
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _, path in snaps:
+            ck.read_checkpoint(path)
+        times["read"].append((time.perf_counter() - t0) / len(snaps))
+        t0 = time.perf_counter()
+        slow = one_at_a_time(subset, freqs, split)
+        times["one"].append((time.perf_counter() - t0) / len(subset))
+        t0 = time.perf_counter()
+        fast = progress.run_progress(run, freqs=freqs)
+        times["batched"].append((time.perf_counter() - t0) / len(snaps))
+    idx = list(range(0, len(snaps), sample))  # the subset's rows
+    diff = max(((slow[k] - getattr(fast, k)[idx]).abs() / getattr(fast, k)[idx].abs().clamp_min(1e-12)).max().item()
+               for k in progress.MEASURES)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return dict(cfg=cfg, n=len(snaps), n_one=len(subset), med=med, diff=diff, ratio=med["one"] / med["batched"])
+
+
+def run(quick: bool = False, run_dir: str | None = None, sample: int | None = None) -> list[tuple[str, str, str]]:
+    load0 = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(run_dir) if run_dir else make_run(Path(tmp) / "run", quick)
+        c = compare(path, sample or (4 if quick else 5), repeats=1 if quick else 3)
+    load1 = os.getloadavg()[0]
+    m, cfg = c["med"], c["cfg"]
+    where = f"p={cfg.p}, d_model {cfg.d_model}, {c['n']} snapshots"
+    return [
+        (f"progress measures ({where})", f"{c['ratio']:.1f}x batched / one at a time",
+         f"{m['one'] * 1e3:.0f} vs {m['batched'] * 1e3:.0f} ms per snapshot ({c['n_one']} one at a time); "
+         f"all {c['n']} batched in {m['batched'] * c['n']:.1f} s; max rel. difference {c['diff']:.1e}; "
+         f"load average {load0:.1f} -> {load1:.1f}"),
+        (f"read snapshots ({where})", f"{m['read'] * 1e3:.1f} ms per snapshot", f"{m['read'] * c['n']:.2f} s for all"),
+    ]
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--run", help="measure this run directory instead of training one")
+    ap.add_argument("--sample", type=int, help="time one snapshot in SAMPLE on the slow path (default 5)")
+    args = ap.parse_args()
+    print(f"# {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
+    for row in run(args.quick, args.run, args.sample):
+        print(" | ".join(row))

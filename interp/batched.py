@@ -1,0 +1,218 @@
+"""Many models of one shape at once: their weights stacked [n_models, ...], the logits over all p^2
+inputs computed for all of them together (the snapshots of a run, the models of a sweep).
+
+    params = stack_states([m.state_dict() for m in models])     # {name: [S, ...]}
+    logits = all_logits(cfg, params)                            # [S, p*p, d_vocab_out], row a*p + b
+
+A one-layer model's last-position logits over the p^2 inputs have structure that a forward pass
+over p^2 token rows cannot use: the query position sees every position, each position's token
+embedding takes only p values (a, b) or one (`=`), so keys, values and their images through W_O
+and the read-out matrices are tables over p tokens, and only the attention pattern and the MLP
+are per pair. `all_logits` computes them so, in batched einsums over the stack: about 4x fewer
+FLOPs than the model's own forward (no keys and values for 3 p^2 rows, no p^2 x d_model x d_mlp
+matmul), equal to `Transformer.last_logits` within float32 rounding (tests/test_progress.py).
+Deeper models run the model's own forward, vmapped over the stack (as sweeps train).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.func import functional_call, vmap
+
+from interp.config import ModelConfig
+from interp.data import all_tokens
+from interp.errors import InterpError
+
+BUFFERS = (".mask", ".IGNORE")  # rebuilt from the config, never stacked
+# Most float32 values of one batch's widest activation (the [S, p^2, d_mlp + p] pre-activations), about
+# 64 MB: at nanda size (p 113, d_mlp 512) that is 2 models per batch, at tiny size hundreds.
+BATCH_BUDGET = 1 << 24
+
+
+class BatchError(InterpError, ValueError):
+    """Models that cannot be stacked together (different shapes, nothing to stack)."""
+
+
+def stack_states(states: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    """[{name: tensor}] of models of one shape -> {name: [S, ...] float32}; buffers left out."""
+    if not states:
+        raise BatchError("nothing to stack: no models")
+    names = sorted(k for k in states[0] if not k.endswith(BUFFERS))
+    for i, s in enumerate(states[1:], 1):
+        if sorted(k for k in s if not k.endswith(BUFFERS)) != names:
+            raise BatchError(f"model {i} has other parameter names than model 0")
+    try:
+        return {k: torch.stack([s[k].detach().float() for s in states]) for k in names}
+    except RuntimeError:
+        raise BatchError("models of different shapes cannot be stacked") from None
+
+
+def batch_size(cfg: ModelConfig, budget: int | None = None) -> int:
+    """How many models `all_logits` should take at once to stay within `budget` floats (BATCH_BUDGET)."""
+    return max(1, (budget or BATCH_BUDGET) // (cfg.p * cfg.p * (cfg.d_mlp + cfg.d_vocab_out)))
+
+
+def _rates(cfg: ModelConfig, attn_rate, S: int) -> Tensor:
+    rate = torch.as_tensor(cfg.attn_rate if attn_rate is None else attn_rate, dtype=torch.float32)
+    return rate.expand(S) if rate.dim() == 0 else rate
+
+
+@torch.no_grad()
+def all_logits(cfg: ModelConfig, params: dict[str, Tensor], attn_rate: Tensor | list[float] | None = None) -> Tensor:
+    """Last-position logits of every stacked model over all p^2 inputs: [S, p*p, d_vocab_out], row a*p + b.
+
+    params: {name: [S, ...]} (`stack_states`), one ModelConfig for all; attn_rate: per-model attention
+    rates [S] (models of a sweep group differ in it), default cfg.attn_rate for all.
+    """
+    S = params["embed.W_E"].shape[0]
+    rate = _rates(cfg, attn_rate, S)
+    if cfg.n_layers != 1:
+        return _vmapped_logits(cfg, params, rate)
+    p, W = cfg.p, params
+    a_, m_ = "blocks.0.attn.", "blocks.0.mlp."
+    W_E, W_pos = W["embed.W_E"], W["pos_embed.W_pos"]  # [S, d_vocab, d_model], [S, n_ctx, d_model]
+    x_a = W_E[:, :p] + W_pos[:, :1]  # [S, p, d_model]: token a at position 0
+    off = p if cfg.diff_vocab else 0
+    x_b = W_E[:, off : off + p] + W_pos[:, 1:2]  # token b at position 1
+    x_e = W_E[:, cfg.eq_id] + W_pos[:, 2] if cfg.eq_token else None  # [S, d_model]: `=` at position 2
+
+    def heads(x: Tensor, name: str) -> Tensor:  # x [S, ..., d_model] -> [S, ..., n_heads, d_head]
+        Wh, b = W[a_ + "W_" + name], W[a_ + "b_" + name]  # [S, n_heads, d_model, d_head], [S, n_heads, d_head]
+        extra = x.dim() - 2
+        return torch.einsum("s...d,shde->s...he", x, Wh) + b.view(S, *[1] * extra, *b.shape[1:])
+
+    # Attention from the last position (it sees every position, causal or not): pattern [pos, S, h, a, b]
+    k_a, k_b = heads(x_a, "K"), heads(x_b, "K")  # [S, p, h, e]
+    if cfg.eq_token:
+        q = heads(x_e, "Q")  # [S, h, e]: the query is the `=` token, the same for every pair
+        s_a = torch.einsum("she,sahe->sha", q, k_a)[..., :, None].expand(-1, -1, p, p)
+        s_b = torch.einsum("she,sbhe->shb", q, k_b)[..., None, :].expand(-1, -1, p, p)
+        s_e = (q * heads(x_e, "K")).sum(-1)[..., None, None].expand(-1, -1, p, p)
+        scores = torch.stack([s_a, s_b, s_e])
+    else:
+        q = heads(x_b, "Q")  # [S, p_b, h, e]: the query is token b
+        s_a = torch.einsum("sbhe,sahe->shab", q, k_a)
+        s_b = (q * k_b).sum(-1).transpose(1, 2)[..., None, :].expand(-1, -1, p, p)
+        scores = torch.stack([s_a, s_b])
+    pattern = (scores / math.sqrt(cfg.d_head)).softmax(0)  # softmax over a leading dim of 2-3: ~30x faster
+    r = rate.view(S, 1, 1, 1)
+    pattern = torch.where(r == 1.0, pattern, r * pattern + (1.0 - r))  # alpha softmax + (1 - alpha) J
+    total = rate + (1.0 - rate) * cfg.n_ctx  # [S]: what each query's pattern sums to
+
+    # Values through W_O, then through the read-outs R = [W_in | W_U]: tables over tokens, per head.
+    R = torch.cat([W[m_ + "W_in"], W["unembed.W_U"]], -1)  # [S, d_model, d_mlp + d_vocab_out]
+    W_O = W[a_ + "W_O"]  # [S, h, e, d_model]
+
+    def through(x: Tensor) -> Tensor:  # x [S, ..., d_model] -> its value via W_O and R, [S, ..., h, r]
+        return torch.einsum("s...he,shed,sdr->s...hr", heads(x, "V"), W_O, R)
+
+    t_a, t_b = through(x_a), through(x_b)  # [S, p, h, r]
+    const = (W[a_ + "b_O"][:, None] @ R)[:, 0]  # [S, r]
+    const[:, : cfg.d_mlp] += W[m_ + "b_in"]
+    if cfg.eq_token:  # the `=` token's weight is total - (the others'): fold its value into theirs
+        t_e = through(x_e)  # [S, h, r]
+        t_a, t_b = t_a - t_e[:, None], t_b - t_e[:, None]
+        const += total[:, None] * t_e.sum(1) + (x_e[:, None] @ R)[:, 0]
+    const = const[:, None, None]  # [S, 1, 1, r]
+    if not cfg.eq_token:  # the residual stream at the last position starts from token b itself
+        const = const + (x_b @ R)[:, None]
+    n_r = R.shape[-1]
+    W_L = W[m_ + "W_out"] @ W["unembed.W_U"]  # [S, d_mlp, d_vocab_out]
+    b = W[m_ + "b_out"][:, None] @ W["unembed.W_U"] + W["unembed.b_U"][:, None]  # [S, 1, d_vocab_out]
+    # A few rows a at a time (~4 MB of pre-activations: in cache, and no fresh pages to fault in).
+    # Sum over heads of pattern x table, one head at a time, in place: ~10x faster than the same
+    # sums as batched matmuls of inner size n_heads.
+    rows, blocks = max(1, (1 << 20) // (S * p * n_r)), []
+    for a0 in range(0, p, rows):
+        a = slice(a0, a0 + rows)
+        out = torch.addcmul(const, pattern[0, :, 0, a, :, None], t_a[:, a, None, 0])  # [S, rows, b, r]
+        out.addcmul_(pattern[1, :, 0, a, :, None], t_b[:, None, :, 0])
+        for h in range(1, cfg.n_heads):
+            out.addcmul_(pattern[0, :, h, a, :, None], t_a[:, a, None, h])
+            out.addcmul_(pattern[1, :, h, a, :, None], t_b[:, None, :, h])
+        post = out[..., : cfg.d_mlp]  # pre-activations, then (in place) activations; views with row stride r
+        post = post.relu_() if cfg.act_fn == "relu" else post.copy_(F.gelu(post))
+        direct = out[..., cfg.d_mlp :].flatten(1, 2)  # the residual stream's own path to the logits
+        blocks.append(torch.baddbmm(direct + b, post.flatten(1, 2), W_L))
+    return torch.cat(blocks, 1)  # [S, p*p, d_vocab_out]
+
+
+def _vmapped_logits(cfg: ModelConfig, params: dict[str, Tensor], rate: Tensor) -> Tensor:
+    """The model's own forward, vmapped over the stack (any depth)."""
+    from interp.model import Transformer
+
+    mixing = bool((rate != 1.0).any())  # the template decides the code path, as in sweeps
+    base = Transformer(cfg.replace(attn_rate=0.5 if mixing else 1.0), seed=None)
+    S = rate.shape[0]
+    buffers = {k: v.expand(S, *v.shape) for k, v in base.named_buffers()}
+    buffers.update({k: rate for k in buffers if k.endswith("attn_rate")})
+
+    def one(w, buf, tokens):
+        return functional_call(base, (w, buf), (tokens,), {"last_only": True})[:, -1]
+
+    tokens = all_tokens(cfg)
+    return torch.cat([vmap(one, in_dims=(0, 0, None))(params, buffers, tokens[i : i + 4096])
+                      for i in range(0, len(tokens), 4096)], dim=1)
+
+
+# ---- whole-model metrics of many models ------------------------------------------------------------
+def _shape_key(cfg: ModelConfig) -> ModelConfig:
+    return cfg.replace(attn_rate=1.0)  # models differing only in attention rate share one stack
+
+
+@torch.no_grad()
+def logit_tables(models: list) -> list[Tensor]:
+    """`metrics.logit_table` of each model ([p_a, p_b, p_c]), in order, computed a stack at a time:
+    models are grouped by shape (attention rates may differ within a group)."""
+    groups: dict[ModelConfig, list[int]] = {}
+    for i, m in enumerate(models):
+        groups.setdefault(_shape_key(m.cfg), []).append(i)
+    tables: list[Tensor | None] = [None] * len(models)
+    for cfg, idx in groups.items():
+        bs, p = batch_size(cfg), cfg.p
+        for j in range(0, len(idx), bs):
+            chunk = [models[i] for i in idx[j : j + bs]]
+            rates = [m.cfg.attn_rate for m in chunk]
+            logits = all_logits(cfg.replace(attn_rate=rates[0]), stack_states([m.state_dict() for m in chunk]), rates)
+            for i, t in zip(idx[j : j + bs], logits):
+                tables[i] = t.reshape(p, p, -1)
+    return tables
+
+
+@dataclass
+class ModelMetrics:
+    """The cheap whole-model numbers of one model (definitions: interp.metrics, interp.fourier)."""
+
+    accuracy: float
+    gradient_symmetricity: float
+    distance_irrelevance: float
+    distance_irrelevance_max_wrong: float
+    circularity: float
+    key_frequencies: list[int]
+
+
+def model_metrics(models: list, progress: bool = False) -> list[ModelMetrics]:
+    """Accuracy, GS, DI (both variants), circularity and key frequencies of many models.
+
+    The logit tables over all p^2 inputs (the cost) come stacked from `logit_tables`; the rest are
+    the single-model functions of interp.metrics on those tables (GS back-propagates 100 triples per
+    model; circularity and key frequencies read only the embedding).
+    """
+    from tqdm.auto import tqdm
+
+    from interp import metrics as M
+    from interp.fourier import key_frequencies
+
+    out = []
+    for model, table in tqdm(list(zip(models, logit_tables(models))), desc="metrics", unit="model", disable=not progress):
+        out.append(ModelMetrics(
+            accuracy=M.accuracy(table), gradient_symmetricity=M.gradient_symmetricity(model),
+            distance_irrelevance=M.distance_irrelevance(table),
+            distance_irrelevance_max_wrong=M.distance_irrelevance(table, "max_wrong"),
+            circularity=M.circularity(model), key_frequencies=key_frequencies(model)))
+    return out
