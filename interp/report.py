@@ -153,8 +153,8 @@ def _circle_table(c: C.Classification) -> str:
         f"<td>{_tag(k.label)}</td></tr>" for k in c.circles)
     return (f"<table>{head}{rows}</table><p class='note'>Each row: the embedding kept at that frequency only (its "
             f"circle and the mean), the model re-run on all p² pairs. Pizza: pizza template ahead of the clock template "
-            f"by ≥ {C.CIRCLE_MARGIN:.0%} and DI ≤ {C.CIRCLE_DI_PIZZA}; clock: clock template ahead and DI ≥ "
-            f"{C.CIRCLE_DI_CLOCK}; accompanying: less than {C.ACCOMPANYING_OWN_SHARE:.0%} of its logits sit at its own "
+            f"by ≥ {C.CIRCLE_MARGIN:.0%} and DI ≤ {C.CIRCLE_DI_PIZZA}; clock: DI ≥ "
+            f"{C.CIRCLE_DI_CLOCK} with the clock template at least as good; accompanying: less than {C.ACCOMPANYING_OWN_SHARE:.0%} of its logits sit at its own "
             f"frequency (it feeds the circle named under “output at”). Confidence {c.confidence:.2f}: "
             f"{_e(c.confidence_means)}.</p>")
 
