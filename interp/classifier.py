@@ -74,6 +74,7 @@ class CircleVerdict:
     pizza_fve: float
     output_frequency: int  # where (over c) the re-run logits mostly sit
     output_share: float  # their share of the variance at output_frequency
+    frequency_output_share: float  # ... and at the circle's own frequency
     accompanies: int | None = None  # for an accompanying circle: the frequency its output feeds
 
 
@@ -138,7 +139,8 @@ def _ratio(pizza: float, clock: float) -> float:
 
 
 def circle_label(c) -> tuple[str, int | None]:
-    """(label, accompanied frequency) of an isolated circle (`circles.IsolatedCircle`)."""
+    """(label, accompanied frequency) of an isolated circle (`circles.IsolatedCircle` or a
+    CircleVerdict: anything with its frequency, output frequency and shares, DI and template fits)."""
     if c.frequency_output_share < ACCOMPANYING_OWN_SHARE and c.output_frequency != c.frequency:
         return "accompanying", c.output_frequency
     r = _ratio(c.pizza_fve, c.clock_fve)
@@ -179,7 +181,7 @@ def _circle_verdicts(model, keys: list[int]) -> list[CircleVerdict]:
             gradient_symmetricity=c.gradient_symmetricity, distance_irrelevance=c.distance_irrelevance,
             distance_irrelevance_max_wrong=c.distance_irrelevance_max_wrong, clock_fve=c.clock_fve,
             pizza_fve=c.pizza_fve, output_frequency=c.output_frequency, output_share=c.output_share,
-            accompanies=accompanies))
+            frequency_output_share=c.frequency_output_share, accompanies=accompanies))
     return out
 
 

@@ -27,12 +27,13 @@ import json
 import statistics
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
 import interp
 from interp import classifier as C
-from interp.checkpoints import list_snapshots
+from interp.checkpoints import atomic_write_bytes, list_snapshots
 
 RECIPE = dict(lr=2e-2, steps=400, checkpoint_every=50, log_every=50)
 ALPHAS = (0.1, 0.3, 0.5, 0.7, 0.9)
@@ -75,20 +76,45 @@ def snapshot_at(run_dir: Path, step: int | None) -> tuple[int, Path] | None:
     return next(((s, f) for s, f in snaps if s == step), None)
 
 
-def circle_text(c: C.CircleVerdict) -> str:
-    if c.label == "accompanying":
-        return f"{c.frequency}:acc>{c.accompanies}"
-    return f"{c.frequency}:{c.label[0]}(DI {c.distance_irrelevance:.2f} r {C._ratio(c.pizza_fve, c.clock_fve):+.2f})"
+def circle_text(c: dict) -> str:
+    if c["label"] == "accompanying":
+        return f"{c['frequency']}:acc>{c['accompanies']}"
+    return f"{c['frequency']}:{c['label'][0]}(DI {c['distance_irrelevance']:.2f} r {C._ratio(c['pizza_fve'], c['clock_fve']):+.2f})"
 
 
-def row_for(sweep: Path, run_dir: Path, step: int, path: Path) -> tuple[dict, C.Classification]:
+def measure(run_dir: Path, step: int, path: Path) -> dict:
+    """The classification dict of one snapshot, cached beside the run (classification_step<N>.json) so
+    `table` can be re-run, or run per sweep in parallel, without measuring twice."""
+    cache = run_dir / f"classification_step{step}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    c = C.classify(path).to_dict()
+    atomic_write_bytes(cache, json.dumps(c).encode())
+    return c
+
+
+def relabel(c: dict) -> dict:
+    """The labels of a (cached) classification under the classifier's current thresholds: the
+    measurements do not depend on them, so a threshold change needs no re-measuring."""
+    circles = []
+    for k in c["circles"]:
+        label, accompanies = C.circle_label(SimpleNamespace(**k))
+        circles.append({**k, "label": label, "accompanies": accompanies})
+    whole = C.whole_model_vote(c["gradient_symmetricity"], c["distance_irrelevance"])
+    label, confidence = C.decide(c["accuracy"], whole, [k["label"] for k in circles])
+    return {**c, "circles": circles, "label": label, "confidence": round(confidence, 4),
+            "evidence": {"whole_model": whole, **{f"circle {k['frequency']}": k["label"] for k in circles}}}
+
+
+def row_for(sweep: Path, run_dir: Path, step: int, path: Path) -> tuple[dict, dict]:
+    """(table row, classification dict) of one snapshot."""
     cfg = json.loads((run_dir / "run.json").read_text())
-    c = C.classify(path)
+    c = relabel(measure(run_dir, step, path))
     row = {"sweep": sweep.name, "run": run_dir.name, "alpha": cfg["model_config"]["attn_rate"],
            "seed": cfg["train_config"]["seed"], "data_seed": cfg["train_config"]["data_seed"], "step": step,
-           **{k: round(getattr(c, k), 4) for k in FIELDS[6:13]},
-           "whole_model_vote": c.evidence["whole_model"], "circles": " ".join(circle_text(k) for k in c.circles),
-           "label": c.label, "confidence": c.confidence}
+           **{k: round(c[k], 4) for k in FIELDS[6:13]},
+           "whole_model_vote": c["evidence"]["whole_model"], "circles": " ".join(circle_text(k) for k in c["circles"]),
+           "label": c["label"], "confidence": c["confidence"]}
     return row, c
 
 
@@ -143,20 +169,19 @@ def label_table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def circle_stats(verdicts: list[tuple[dict, C.Classification]]) -> str:
+def circle_stats(verdicts: list[tuple[dict, dict]]) -> str:
     """Per alpha: range of the isolated circles' DI and template margin r, by circle label."""
     out = ["| α | circle label | circles | DI min – max | r = (pizza − clock) / max, min – max | pizza FVE min – max | "
            "clock FVE min – max |", "|---|---|---|---|---|---|---|"]
+    rng = lambda xs: f"{min(xs):.2f} – {max(xs):.2f}"  # noqa: E731
     for a in sorted({r["alpha"] for r, _ in verdicts}):
-        cs = [k for r, c in verdicts if r["alpha"] == a for k in c.circles]
+        cs = [k for r, c in verdicts if r["alpha"] == a for k in c["circles"]]
         for lab in C.CIRCLE_LABELS:
-            ks = [k for k in cs if k.label == lab]
-            if not ks:
-                continue
-            rng = lambda xs: f"{min(xs):.2f} – {max(xs):.2f}"  # noqa: E731
-            out.append(f"| {a:g} | {lab} | {len(ks)} | {rng([k.distance_irrelevance for k in ks])} | "
-                       f"{rng([C._ratio(k.pizza_fve, k.clock_fve) for k in ks])} | {rng([k.pizza_fve for k in ks])} | "
-                       f"{rng([k.clock_fve for k in ks])} |")
+            ks = [k for k in cs if k["label"] == lab]
+            if ks:
+                out.append(f"| {a:g} | {lab} | {len(ks)} | {rng([k['distance_irrelevance'] for k in ks])} | "
+                           f"{rng([C._ratio(k['pizza_fve'], k['clock_fve']) for k in ks])} | "
+                           f"{rng([k['pizza_fve'] for k in ks])} | {rng([k['clock_fve'] for k in ks])} |")
     return "\n".join(out)
 
 
@@ -171,17 +196,18 @@ def runs_table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def preset_table(verdicts: list[tuple[dict, C.Classification]]) -> str:
+def preset_table(verdicts: list[tuple[dict, dict]]) -> str:
     out = ["| model | circle k | W_E variance share | accuracy alone | GS | DI | DI largest-wrong | clock FVE | pizza FVE | "
            "output at | circle label |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r, c in verdicts:
-        name = f"α {r['alpha']:g} seed {r['seed']} step {r['step']}: **{c.label}** ({c.confidence:.2f}), GS " \
-               f"{c.gradient_symmetricity:.3f}, DI {c.distance_irrelevance:.3f}"
-        for k in c.circles:
-            out.append(f"| {name} | {k.frequency} | {k.variance_share:.3f} | {k.accuracy:.3f} | {k.gradient_symmetricity:.3f} | "
-                       f"{k.distance_irrelevance:.3f} | {k.distance_irrelevance_max_wrong:.3f} | {k.clock_fve:.3f} | "
-                       f"{k.pizza_fve:.3f} | {k.output_frequency} ({k.output_share:.0%}) | {k.label}"
-                       + (f" → {k.accompanies}" if k.accompanies else "") + " |")
+        name = (f"α {r['alpha']:g} seed {r['seed']} step {r['step']}: **{c['label']}** ({c['confidence']:.2f}), GS "
+                f"{c['gradient_symmetricity']:.3f}, DI {c['distance_irrelevance']:.3f}")
+        for k in c["circles"]:
+            out.append(f"| {name} | {k['frequency']} | {k['variance_share']:.3f} | {k['accuracy']:.3f} | "
+                       f"{k['gradient_symmetricity']:.3f} | {k['distance_irrelevance']:.3f} | "
+                       f"{k['distance_irrelevance_max_wrong']:.3f} | {k['clock_fve']:.3f} | {k['pizza_fve']:.3f} | "
+                       f"{k['output_frequency']} ({k['output_share']:.0%}) | {k['label']}"
+                       + (f" → {k['accompanies']}" if k["accompanies"] else "") + " |")
             name = ""
     return "\n".join(out)
 
@@ -349,8 +375,6 @@ def main(argv=None) -> int:
     writer.writeheader()
     writer.writerows(rows + [r for r, _ in preset_verdicts])
     args.docs.mkdir(parents=True, exist_ok=True)
-    from interp.checkpoints import atomic_write_bytes
-
     atomic_write_bytes(args.docs / "calibration.csv", buf.getvalue().encode())
     atomic_write_bytes(args.docs / "calibration.md", markdown(rows, verdicts, preset_verdicts, args.step).encode())
     print(label_table(rows))
