@@ -5,8 +5,8 @@ The paper's own evidence, circle by circle (Zhong et al. 2023, REFERENCES §2):
      (`circles.isolated_model`), the model is re-run on all p^2 inputs, and the circle is labelled
      - `accompanying`: its logits sit at another output frequency (e.g. a circle at 2k feeding k),
      - `pizza`: the pizza template beats the clock template and DI is low,
-     - `clock`: DI is near 1 (the correct logit ignores a - b) and the clock template fits at least
-       as well as the pizza template,
+     - `clock`: DI is near 1 (the correct logit ignores a - b) and the pizza template is not
+       clearly ahead,
      - `unclear`: neither;
   2. the whole model's gradient symmetricity (GS) and distance irrelevance (DI) vote pizza
      (GS high), clock (GS low and DI high) or unclear.
@@ -49,8 +49,8 @@ GS_CLOCK, DI_CLOCK = 0.9, 0.5
 # One isolated circle. Pizza: the pizza template explains >= CIRCLE_FVE_MIN of the re-run logits and
 # beats the clock template by r = (pizza - clock) / max >= CIRCLE_MARGIN (an exact pizza has r =
 # 1 - 8/pi^2 = +0.19, an exact clock -0.19), and DI <= CIRCLE_DI_PIZZA. Clock: DI >= CIRCLE_DI_CLOCK
-# (the correct logit ignores a - b: the clock's defining property) and the clock template at least
-# as good as the pizza template (r <= 0). Isolated circles of the authors' models: pizzas DI
+# (the correct logit ignores a - b: the clock's defining property) and the pizza template not
+# clearly ahead (r < CIRCLE_MARGIN). Isolated circles of the authors' models: pizzas DI
 # 0.02-0.07, clocks 0.99-1.00; ours: docs/calibration.md.
 CIRCLE_FVE_MIN, CIRCLE_MARGIN = 0.5, 0.05
 CIRCLE_DI_PIZZA, CIRCLE_DI_CLOCK = 0.6, 0.8
@@ -146,7 +146,7 @@ def circle_label(c) -> tuple[str, int | None]:
     r = _ratio(c.pizza_fve, c.clock_fve)
     if r >= CIRCLE_MARGIN and c.pizza_fve >= CIRCLE_FVE_MIN and c.distance_irrelevance <= CIRCLE_DI_PIZZA:
         return "pizza", None
-    if r <= 0 and c.distance_irrelevance >= CIRCLE_DI_CLOCK:
+    if r < CIRCLE_MARGIN and c.distance_irrelevance >= CIRCLE_DI_CLOCK:
         return "clock", None
     return "unclear", None
 

@@ -154,7 +154,7 @@ def _circle_table(c: C.Classification) -> str:
     return (f"<table>{head}{rows}</table><p class='note'>Each row: the embedding kept at that frequency only (its "
             f"circle and the mean), the model re-run on all p² pairs. Pizza: pizza template ahead of the clock template "
             f"by ≥ {C.CIRCLE_MARGIN:.0%} and DI ≤ {C.CIRCLE_DI_PIZZA}; clock: DI ≥ "
-            f"{C.CIRCLE_DI_CLOCK} with the clock template at least as good; accompanying: less than {C.ACCOMPANYING_OWN_SHARE:.0%} of its logits sit at its own "
+            f"{C.CIRCLE_DI_CLOCK} with the pizza template not ahead by that margin; accompanying: less than {C.ACCOMPANYING_OWN_SHARE:.0%} of its logits sit at its own "
             f"frequency (it feeds the circle named under “output at”). Confidence {c.confidence:.2f}: "
             f"{_e(c.confidence_means)}.</p>")
 

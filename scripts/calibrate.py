@@ -35,9 +35,9 @@ import interp
 from interp import classifier as C
 from interp.checkpoints import atomic_write_bytes, list_snapshots
 
-RECIPE = dict(lr=2e-2, steps=400, checkpoint_every=50, log_every=50)
+RECIPE = dict(lr=1e-2, steps=300, checkpoint_every=50, log_every=50)
 ALPHAS = (0.1, 0.3, 0.5, 0.7, 0.9)
-SWEEPS = ("runs/calibration/s01", "runs/calibration/s23", "runs/calibration/s45", "runs/calibration/s67")
+SWEEPS = tuple(f"runs/calibration/s{i}" for i in range(8))
 PRESET_SWEEP = "runs/calibration/presets"
 # The authors' released run table (result/1l_fixedwidth.csv; 1 layer, width 128, ReLU, 20 000 steps,
 # validation accuracy > 0.99; DI = largest-wrong-logit variant), REFERENCES §2 "Seed spread":
@@ -260,7 +260,7 @@ REFERENCES §2; `interp/classifier.py`):
    its logits sit at its own frequency (it feeds another circle, e.g. a circle at 2k beside k; the
    table says which); **pizza** when the pizza template beats the clock template (r = (pizza − clock)
    / max ≥ the margin) and DI is low; **clock** when DI is near 1 (the correct logit ignores a − b, the
-   clock's defining property) and the clock template fits at least as well; **unclear** otherwise.
+   clock's defining property) and the pizza template is not ahead by the margin; **unclear** otherwise.
 2. **The whole model's GS / DI** vote pizza (GS ≥ 0.98, the paper's criterion), clock (GS low and
    DI high) or unclear.
 3. **Verdict.** `mixed`: the main (non-accompanying) circles include a clock and a pizza (the paper

@@ -46,17 +46,23 @@ def test_clock_fixture_is_a_clock_circle_by_circle(verdicts):
 
 def test_pizza_fixture_is_a_pizza_circle_by_circle(verdicts):
     v = verdicts["pizza"]
-    assert v.label == "pizza" and v.evidence["whole_model"] == "pizza" and v.confidence == 1.0
-    assert main_circles(v) and all(c.label == "pizza" for c in main_circles(v))
-    for c in main_circles(v):
+    assert v.label == "pizza" and v.evidence["whole_model"] == "pizza" and v.confidence >= 0.75
+    pizzas = [c for c in v.circles if c.label == "pizza"]
+    assert len(pizzas) >= 2 and not any(c.label == "clock" for c in v.circles)
+    for c in pizzas:
         assert c.distance_irrelevance <= C.CIRCLE_DI_PIZZA and c.pizza_fve > c.clock_fve
-    assert v.gradient_symmetricity >= C.GS_PIZZA
+    assert v.gradient_symmetricity >= C.GS_PIZZA + 0.01  # not on the edge of the whole-model vote
 
 
 def test_mixed_fixture_has_clock_and_pizza_circles(verdicts):
     v = verdicts["mixed"]
     labels = {c.label for c in v.circles}
     assert v.label == "mixed" and v.mixed and {"clock", "pizza"} <= labels
+    for c in v.circles:
+        if c.label == "clock":
+            assert c.distance_irrelevance >= C.CIRCLE_DI_CLOCK
+        if c.label == "pizza":
+            assert c.distance_irrelevance <= C.CIRCLE_DI_PIZZA and c.pizza_fve > c.clock_fve
     assert "Mixed" in v.explanation
 
 
@@ -153,7 +159,7 @@ def test_circle_labels_on_planted_numbers():
     assert C.circle_label(circle(pizza_fve=0.80, clock_fve=0.99, distance_irrelevance=0.3))[0] == "unclear"
     assert C.circle_label(circle(pizza_fve=0.45, clock_fve=0.30))[0] == "unclear"  # the pizza template fits poorly
     assert C.circle_label(circle(pizza_fve=0.90, clock_fve=0.89))[0] == "unclear"  # within the margin
-    # a clock needs DI near 1 and the clock template at least as good; noise-free but weak fits are fine
+    # a clock needs DI near 1 and the pizza template not clearly ahead; weak template fits are fine
     assert C.circle_label(circle(pizza_fve=0.42, clock_fve=0.44, distance_irrelevance=0.97))[0] == "clock"
     assert C.circle_label(circle(pizza_fve=0.78, clock_fve=0.69, distance_irrelevance=0.97))[0] == "unclear"
 
