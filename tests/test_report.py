@@ -45,8 +45,9 @@ def test_run_directory_report_is_one_self_contained_page(written, run_dir):
     assert not re.search(r"<script[^>]*\ssrc=|<link[^>]*href=[\"']?https?:", text)
     assert len(text) < 6e6
     figures = re.findall(r'class="plotly-graph-div"', text)
-    assert len(figures) == len(rep.figures) == 8 and not rep.notes
+    assert len(figures) == len(rep.figures) == 9 and not rep.notes  # 8 + the circles figure
     assert "Training curves" in rep.figures and any(f.startswith("Progress measures") for f in rep.figures)
+    assert "Each circle alone" in rep.figures
     c = rep.classification
     assert c.label in C.LABELS and f"<span class='badge {c.label}'>" in text and c.explanation in text.replace("&gt;", ">")
 
