@@ -38,6 +38,25 @@ CONFIDENCE_HELP = (
     "that are a clear clock or pizza; for ambiguous: the share of votes that do not back the leading\n"
     "algorithm; for non-generalizing: 1 (accuracy alone decides). E.g. 0.75 = 3 of 4 votes agree.")
 
+# For `interp classify --help` (interp/cli.py): what the command does and what the numbers mean.
+CLI_DESCRIPTION = (
+    "Classify a trained model as running the clock or the pizza algorithm (Zhong et al. 2023), circle by\n"
+    "circle: each key frequency's circle of the embedding is kept alone and the model re-run on all p^2\n"
+    "pairs. A clock circle's correct logit ignores a - b (distance irrelevance DI near 1); a pizza circle\n"
+    "fits the pizza template |cos(w(a-b)/2)| cos(w(a+b-c)) and has a low DI; an accompanying circle feeds\n"
+    "another circle's frequency. The whole model's gradient symmetricity / DI add one vote.\n"
+    "Labels: clock, pizza, mixed (clock and pizza circles in one model), ambiguous (the evidence conflicts\n"
+    "or is inconclusive), non-generalizing (below 99 % accuracy on all pairs). Thresholds and their\n"
+    "calibration against the authors' runs: docs/calibration.md.\n\n" + CONFIDENCE_HELP)
+
+
+def circle_lines(c: "Classification") -> list[str]:
+    """One text line per analysed circle, for the CLI."""
+    return [f"    circle k={k.frequency:<4d} {k.label:12s} DI {k.distance_irrelevance:.3f}  GS {k.gradient_symmetricity:.3f}  "
+            f"pizza {k.pizza_fve:.3f}  clock {k.clock_fve:.3f}  alone acc {k.accuracy:.3f}"
+            + (f"  (output at {k.accompanies})" if k.accompanies else "") for k in c.circles]
+
+
 # Accuracy over all p^2 pairs (train included). A memoriser scores about the train fraction (0.8 in
 # the Clock/Pizza setup), so the bar must sit well above it.
 ACCURACY_MIN = 0.99

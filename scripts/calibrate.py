@@ -184,10 +184,10 @@ def circle_stats(verdicts: list[tuple[dict, dict]]) -> str:
 
 
 def runs_table(rows: list[dict]) -> str:
-    out = ["| run | α | seed | acc | GS | DI | DI largest-wrong | whole-model vote | circles (k: label, DI, r) | label | confidence |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    out = ["| run | α | seed | step | acc | GS | DI | DI largest-wrong | whole-model vote | circles (k: label, DI, r) | label | "
+           "confidence |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (r["alpha"], r["seed"])):
-        out.append(f"| {r['sweep']}/{r['run']} | {r['alpha']:g} | {r['seed']} | {r['accuracy']:.3f} | "
+        out.append(f"| {r['sweep']}/{r['run']} | {r['alpha']:g} | {r['seed']} | {r['step']} | {r['accuracy']:.3f} | "
                    f"{r['gradient_symmetricity']:.3f} | {r['distance_irrelevance']:.3f} | "
                    f"{r['distance_irrelevance_max_wrong']:.3f} | {r['whole_model_vote']} | {r['circles']} | "
                    f"{r['label']} | {r['confidence']:.2f} |")
@@ -244,7 +244,8 @@ def thresholds_table() -> str:
 
 
 def markdown(rows, verdicts, preset_verdicts, step: int | None, fixtures: str) -> str:
-    at = f"step {step}" if step else "each run's last snapshot"
+    steps = sorted({r["step"] for r in rows})
+    at = f"step {step}" if step else f"each run's last snapshot (steps {', '.join(map(str, steps))}: see the step column)"
     return TEMPLATE.format(
         confidence=C.CONFIDENCE_HELP.replace("\n", " "), thresholds=thresholds_table(), recipe=json.dumps(RECIPE),
         at=at, n=len(rows), distribution=distribution_table(rows), labels=label_table(rows),
@@ -388,8 +389,8 @@ def main(argv=None) -> int:
                 continue
             verdicts.append(row_for(sweep, run_dir, *snap))
             print(f"{run_dir.name}: {verdicts[-1][0]['label']}", file=sys.stderr, flush=True)
-    for run_dir in run_dirs(args.presets):
-        snap = snapshot_at(run_dir, args.step)
+    for run_dir in run_dirs(args.presets):  # at the sweep recipe's step count: the same recipe
+        snap = snapshot_at(run_dir, RECIPE["steps"])
         if snap is not None:
             preset_verdicts.append(row_for(args.presets, run_dir, *snap))
     rows = [r for r, _ in verdicts]

@@ -210,3 +210,9 @@ def test_pizza_fixture_regenerates_bit_for_bit(tmp_path):
     spec.loader.exec_module(make_fixtures)
     path = make_fixtures.make("pizza", tmp_path)
     assert path.read_bytes() == (FIXTURES / "pizza.safetensors").read_bytes()
+
+
+def test_cli_texts_for_the_classify_command(verdicts):
+    assert C.CONFIDENCE_HELP in C.CLI_DESCRIPTION and "mixed" in C.CLI_DESCRIPTION
+    lines = C.circle_lines(verdicts["clock"])
+    assert len(lines) == len(verdicts["clock"].circles) and "accompanying" in lines[1] and "(output at 5)" in lines[1]
