@@ -248,7 +248,7 @@ def markdown(rows, verdicts, preset_verdicts, step: int | None, fixtures: str) -
     steps = sorted({r["step"] for r in rows})
     at = f"step {step}" if step else f"each run's last snapshot (steps {', '.join(map(str, steps))}: see the step column)"
     return TEMPLATE.format(
-        confidence=C.CONFIDENCE_HELP.replace("\n", " "), thresholds=thresholds_table(), recipe=json.dumps(RECIPE),
+        confidence="The" + C.CONFIDENCE_HELP.replace("\n", " ").removeprefix("confidence: the"), thresholds=thresholds_table(), recipe=json.dumps(RECIPE),
         at=at, n=len(rows), distribution=distribution_table(rows), labels=label_table(rows),
         circle_stats=circle_stats(verdicts), presets=preset_table(preset_verdicts) if preset_verdicts else "(not trained)",
         runs=runs_table(rows), fixtures=fixtures)
@@ -298,7 +298,7 @@ shared 2-core machine gave each training process about a tenth of a core while t
   (seed 0) are the "pizza-a / pizza-b" rows below (`runs/calibration/presets`, same recipe, so
   step 300 there is the same model this recipe gives).
 - lr 2e-2 (to halve the steps): **changes the circuit**. The α = 1 run stayed pizza-like (GS 0.968,
-  0.983, 0.984 at steps 100, 150, 250) where lr 1e-2 gives a clock (GS 0.62 at step 300, 0.37 at
+  0.983, 0.984 at steps 50, 100, 250) where lr 1e-2 gives a clock (GS 0.62 at step 300, 0.37 at
   400). Not used.
 - lr 1e-2 for a fixed 300 steps (this table): past generalisation (test accuracy 1.0 by step
   ~100) and, at α = 1, into the clock regime. The early-stopping `fast` recipe stops at 99 % test
