@@ -16,7 +16,8 @@ from interp.config import ModelConfig, TrainConfig
 from interp.errors import CheckpointError, ConfigError, InterpError, RunDirError
 from interp.model import Transformer
 from interp.data import all_pairs, all_tokens, make_dataset, split
-from interp.checkpoints import load, save_checkpoint
+from interp.checkpoints import save_checkpoint
+from interp.formats import load
 from interp.presets import PRESETS, RECIPES
 from interp.training import TrainResult, evaluate, resume, train
 from interp.sweeps import SweepResult, resume_sweep, sweep

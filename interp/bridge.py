@@ -1,4 +1,5 @@
-"""Export to TransformerLens 4's own native model, `TransformerBridge.boot_native`.
+"""Export to TransformerLens's own models: 4.x's native `TransformerBridge.boot_native` (to_bridge) and
+2.x/3.x's `HookedTransformer` (to_hooked_transformer).
 
 The native model stores nn.Linear weights ([out, in]) with heads flattened head-major, so
 W_Q [n_heads, d_model, d_head] becomes q.weight [n_heads * d_head, d_model].
@@ -9,7 +10,48 @@ from __future__ import annotations
 import einops
 import torch
 
-from interp.errors import ConfigError
+from interp.errors import ConfigError, InterpError
+
+
+def require(name: str, need: str):
+    """transformer_lens.<name>, or one InterpError line: `need` and the installed version."""
+    import transformer_lens
+
+    try:
+        return getattr(transformer_lens, name)
+    except (AttributeError, ImportError):  # TransformerLens 4 raises ImportError for removed names
+        try:
+            from importlib.metadata import version
+
+            installed = version("transformer-lens")
+        except Exception:  # a source checkout without metadata
+            installed = "unknown"
+        raise InterpError(f"{need}; installed: transformer-lens {installed}") from None
+
+
+def to_hooked_transformer(model):
+    """Our Transformer -> TransformerLens 2.x/3.x's HookedTransformer computing the same logits.
+
+    Our parameters already have HookedTransformer's names and shapes (and its `mask`/`IGNORE` buffers),
+    so the state dict loads unchanged; only the config is translated.
+    """
+    HookedTransformer = require(
+        "HookedTransformer", "to_hooked_transformer() needs TransformerLens 2.x or 3.x (HookedTransformer; "
+        "TransformerLens 4 removed it: use to_bridge())")
+    cfg = model.cfg
+    if cfg.attn_rate != 1.0:
+        raise ConfigError(f"cannot export attn_rate={cfg.attn_rate} to HookedTransformer: it has standard "
+                          "attention only (attn_rate = 1)")
+    htcfg = require("HookedTransformerConfig", "to_hooked_transformer() needs TransformerLens 2.x or 3.x")(
+        n_layers=cfg.n_layers, d_model=cfg.d_model, n_ctx=cfg.n_ctx, d_head=cfg.d_head, n_heads=cfg.n_heads,
+        d_mlp=cfg.d_mlp, d_vocab=cfg.d_vocab, d_vocab_out=cfg.d_vocab_out, act_fn=cfg.act_fn,
+        normalization_type=None, attention_dir="causal" if cfg.causal else "bidirectional",
+        positional_embedding_type="standard", default_prepend_bos=False, device=str(model.W_E.device),
+    )
+    ht = HookedTransformer(htcfg)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    ht.load_state_dict(state, strict=True)
+    return ht.train(model.training)
 
 
 def to_bridge(model):

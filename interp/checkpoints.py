@@ -2,8 +2,10 @@
 
 A checkpoint file holds the model's parameters plus metadata strings:
 `format` ("interp"), `model_config`, `train_config`, `step`, `metrics` (JSON).
-A run directory (see train.py) holds `run.json`, `history.json`, `checkpoints/step_*.safetensors`,
-`final.safetensors` and `resume.safetensors` (weights + optimiser + filter state).
+Loading any checkpoint, ours or another project's, is `interp.formats.load`; this module knows
+only our own format. A run directory (see training.py) holds `run.json`, `history.json`,
+`checkpoints/step_*.safetensors`, `final.safetensors` and `resume.safetensors` (weights + optimiser
++ filter state).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import torch
 from safetensors.torch import save as st_save_bytes
 
 from interp.config import ModelConfig, TrainConfig
-from interp.errors import CheckpointError, ConfigError, RunDirError
+from interp.errors import CheckpointError, ConfigError
+from interp.fsio import file_mode
 from interp.safeio import read_safetensors
 
 FORMAT = "interp"
@@ -32,6 +35,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(fd, file_mode())  # mkstemp's 0600 ignores the umask
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -93,7 +97,11 @@ def save_checkpoint(path, model, train_config: TrainConfig | None = None, step: 
 def read_checkpoint(path: str | Path) -> Checkpoint:
     """Parse one of our safetensors checkpoints (not yet a model)."""
     path = Path(path)
-    tensors, meta = read_safetensors(path)
+    return parse_checkpoint(path, *read_safetensors(path))
+
+
+def parse_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> Checkpoint:
+    """A Checkpoint from a safetensors file's tensors and metadata, already read from `path`."""
     if meta.get("format") != FORMAT:
         raise CheckpointError(
             f"{path}: a safetensors file without interp metadata (format={meta.get('format')!r}); "
@@ -166,24 +174,3 @@ def list_snapshots(run_dir: str | Path) -> list[tuple[int, Path]]:
         except ValueError:
             continue
     return sorted(out)
-
-
-def load(path: str | Path, config: str | Path | dict | None = None):
-    """A ready model (eval mode) from a checkpoint file or a run directory.
-
-    Our own safetensors checkpoints load directly; other formats (TransformerLens state dicts,
-    Nanda's and Clock/Pizza's `.pt` files with a JSON config) go through `interp.formats`.
-    Nothing is unpickled: `.pt` files are read with `torch.load(weights_only=True)`.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such file or directory")
-    if path.is_dir():
-        if not (path / RUN_JSON).exists() and not (path / FINAL).exists() and not list_snapshots(path):
-            from interp import formats
-
-            return formats.load_foreign_dir(path, config)
-        path = find_checkpoint(path)
-    from interp import formats  # recognises the file from its contents, ours included
-
-    return formats.load_foreign(path, config)

@@ -267,7 +267,7 @@ def classify(checkpoint_or_model, config=None) -> Classification:
     """Classify a model, or a checkpoint given by path (ours, a run directory, or a foreign file
     with an optional `config`: JSON path, dict or ModelConfig)."""
     if isinstance(checkpoint_or_model, (str, Path)):
-        from interp.checkpoints import load
+        from interp.formats import load
 
         model = load(checkpoint_or_model, config)
         result = classify_model(model)

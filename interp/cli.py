@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
+import warnings
 from pathlib import Path
 
+from interp import rundir
 from interp.errors import InterpError
 
 EXIT_ERROR = 2
@@ -322,6 +325,7 @@ def _demo_train(args):
     return train(preset, recipe, **common, **steps)
 
 
+@rundir.holds_lock(lambda args: args.out or DEMO_OUT)  # training and the report: one writer
 def run_demo(args) -> int:
     say = (lambda *a: None) if args.json else print  # noqa: E731 - with --json, stdout is the JSON alone
     say("training ...")
@@ -359,6 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
         "exit status: 0 on success, 2 on bad input (one line on stderr: interp: error: ...), 130 if interrupted",
     )
     parser.add_argument("--version", action="version", version=f"interp {__version__}")
+    parser.add_argument("--verbose", action="store_true", help="also print library warnings (hidden by default); "
+                        "accepted after the command too")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
@@ -366,19 +372,67 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def one_line(text) -> str:
+    """`text` with control and other unprintable characters escaped (\\n, \\x1b, ...): a message
+    holding a path or a file's contents stays one line, and cannot forge a line of its own."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
+
+
+def print_error(message) -> int:
+    print(f"interp: error: {one_line(message)}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+class _Collect(logging.Handler):
+    """Keeps log records (libraries' logging.warning) for --verbose instead of printing them."""
+
+    def __init__(self, into: list):
+        super().__init__(logging.WARNING)
+        self.into = into
+
+    def emit(self, record):
+        self.into.append(f"{record.name}: {record.getMessage()}")
+
+
+def _dispatch(args, verbose: bool) -> int:
+    """Run the command; exceptions a user can act on become one line and exit 2. Library warnings
+    (torch's UserWarnings on older pickles, ...) are collected: printed with --verbose, else dropped,
+    so stderr is empty on success and one line on failure."""
+    notes: list[str] = []
+    handler, root = _Collect(notes), logging.getLogger()
+    root.addHandler(handler)
     try:
-        return globals()[f"run_{args.command.replace('-', '_')}"](args)
-    except InterpError as e:
-        print(f"interp: error: {e}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("interp: interrupted", file=sys.stderr)
-        return 130
-    except OSError as e:
-        print(f"interp: error: {e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
-        return EXIT_ERROR
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                return globals()[f"run_{args.command.replace('-', '_')}"](args)
+            except InterpError as e:
+                return print_error(e)
+            except KeyboardInterrupt:
+                print("interp: interrupted", file=sys.stderr)
+                return 130
+            except OSError as e:
+                return print_error(f"{e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}")
+            except (MemoryError, RecursionError) as e:  # a safety net: loaders turn these into CheckpointError
+                if verbose:
+                    raise
+                return print_error(f"{type(e).__name__} ({str(e)[:200]}); rerun with --verbose for the traceback")
+            finally:
+                notes[:0] = [f"{w.category.__name__}: {w.message}" for w in caught]
+    finally:
+        root.removeHandler(handler)
+        if verbose:
+            for note in notes:
+                print(f"interp: warning: {one_line(note)}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    end = argv.index("--") if "--" in argv else len(argv)
+    verbose = "--verbose" in argv[:end]  # accepted anywhere before `--`, as a global flag
+    argv = [a for i, a in enumerate(argv) if not (a == "--verbose" and i < end)]
+    args = build_parser().parse_args(argv)
+    return _dispatch(args, verbose)
 
 
 if __name__ == "__main__":

@@ -114,11 +114,8 @@ class ModelConfig(_Config):
         _int(self, "p", 2)
         for name in ("d_model", "n_heads", "d_head", "d_mlp", "n_layers"):
             _int(self, name, 1)
-        if self.d_head * self.n_heads != self.d_model:
-            raise ConfigError(
-                f"ModelConfig.d_head * n_heads must equal d_model, "
-                f"got {_show(self.d_head)} * {_show(self.n_heads)} != {_show(self.d_model)}"
-            )
+        # n_heads * d_head may differ from d_model, as TransformerLens allows and the Clock/Pizza code
+        # produces (d_head = d_model // n_heads: d_model 86, 4 heads -> d_head 21, W_O [86, 84]).
         if self.act_fn not in ACT_FNS:
             raise ConfigError(f"ModelConfig.act_fn must be one of {ACT_FNS}, got {_show(self.act_fn)}")
         _float(self, "attn_rate", 0.0, 1.0)

@@ -12,6 +12,7 @@ with J all ones over the positions a query may see (alpha = 0: constant attentio
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from transformer_lens import ActivationCache
+from transformer_lens.FactoredMatrix import FactoredMatrix
 from transformer_lens.hook_points import HookPoint
 
 try:  # TransformerLens 4.x
@@ -27,6 +29,10 @@ except ImportError:  # TransformerLens 2.x / 3.x
     from transformer_lens.hook_points import HookedRootModule
 
 from interp.config import ModelConfig
+from interp.data import labels_for
+from interp.errors import ConfigError
+
+RETURN_TYPES = ("logits", "loss", "both", None)
 
 
 def _param(*shape: int) -> nn.Parameter:
@@ -61,6 +67,9 @@ def _to_heads(x: Tensor, W: Tensor, b: Tensor) -> Tensor:
 
 
 class Attention(nn.Module):
+    """n_heads * d_head need not equal d_model: z [batch, pos, n_heads, d_head] is flattened head-major
+    into W_O's n_heads * d_head inputs."""
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
@@ -98,6 +107,16 @@ class Attention(nn.Module):
         pattern = self.hook_pattern(pattern)
         z = self.hook_z((pattern.permute(0, 2, 3, 1)[..., None] * v[:, None]).sum(2))  # [batch, q_pos, head, d_head]
         return F.linear(z.flatten(2), self.W_O.flatten(0, 1).T, self.b_O)
+
+    @property
+    def OV(self) -> FactoredMatrix:
+        """W_V @ W_O per head, [n_heads, d_model, d_model] as a FactoredMatrix (as HookedTransformer's)."""
+        return FactoredMatrix(self.W_V, self.W_O)
+
+    @property
+    def QK(self) -> FactoredMatrix:
+        """W_Q @ W_K^T per head, [n_heads, d_model, d_model] as a FactoredMatrix."""
+        return FactoredMatrix(self.W_Q, self.W_K.transpose(-2, -1))
 
 
 class MLP(nn.Module):
@@ -139,9 +158,14 @@ class Unembed(nn.Module):
 class Transformer(HookedRootModule):
     """The modular-addition transformer. `model(tokens)` -> logits [batch, pos, d_vocab_out]."""
 
+    # Where the weights came from, set by `interp.load` (None for a model built or trained here):
+    source_format: str | None  # what the file was recognised as, e.g. "interp checkpoint"
+    checkpoint_info: Any  # our checkpoint's contents (`interp.checkpoints.Checkpoint`: step, train config, ...)
+
     def __init__(self, cfg: ModelConfig, seed: int | None = 0):
         super().__init__()
         self.cfg = cfg
+        self.source_format, self.checkpoint_info = None, None
         self.embed, self.hook_embed = Embed(cfg), HookPoint()
         self.pos_embed, self.hook_pos_embed = PosEmbed(cfg), HookPoint()
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layers)])
@@ -174,22 +198,52 @@ class Transformer(HookedRootModule):
                 trained = self.cfg.biases == "all" or (self.cfg.biases == "mlp" and last in ("b_in", "b_out"))
                 p.requires_grad_(trained)
 
-    def forward(self, tokens: Tensor, last_only: bool = False) -> Tensor:
-        """tokens [batch, pos] -> logits [batch, pos, d_vocab_out].
+    def forward(self, tokens: Tensor, return_type: str | None = "logits", last_only: bool = False,
+                loss_per_token: bool = False):
+        """tokens [batch, pos] -> logits [batch, pos, d_vocab_out], as HookedTransformer's forward:
+
+        return_type "logits" (default), "loss" (cross-entropy in float64 of the last position against
+        (a + b) mod p, the training loss; [batch] with loss_per_token), "both" ((logits, loss)) or None.
 
         last_only=True computes only what the logits at the last position need (the queries,
         MLP and unembedding of the last position): the training path. Hooks still fire there,
         with pos = 1 from the last block's attention output on.
         """
+        if return_type not in RETURN_TYPES:
+            raise ConfigError(f"return_type must be one of {RETURN_TYPES}, got {return_type!r}")
         resid = self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(self.pos_embed(tokens))
         for i, block in enumerate(self.blocks):
             resid = block(resid, last_only and i == len(self.blocks) - 1)
-        return self.unembed(resid)
+        logits = self.unembed(resid)
+        if return_type == "logits":
+            return logits
+        if return_type is None:
+            return None
+        loss = self.loss(logits, tokens, per_token=loss_per_token)
+        return loss if return_type == "loss" else (logits, loss)
+
+    def labels(self, tokens: Tensor) -> Tensor:
+        """tokens [batch, pos] -> the answers (a + b) mod p [batch] (b tokens offset by p with diff_vocab)."""
+        if tokens.ndim != 2 or tokens.shape[1] < 2:
+            raise ConfigError(f"tokens must be [batch, pos >= 2] (a, b, ...), got shape {tuple(tokens.shape)}")
+        b = tokens[:, 1] - (self.cfg.p if self.cfg.diff_vocab else 0)
+        return labels_for(torch.stack([tokens[:, 0], b], dim=1), self.cfg.p)
+
+    def loss(self, logits: Tensor, tokens: Tensor, per_token: bool = False) -> Tensor:
+        """The training loss of logits [batch, pos, d_vocab_out] at the last position: a 0-dim float64
+        tensor, or [batch] with per_token."""
+        from interp.training import loss_fn  # training imports this module: import at call time
+
+        labels = self.labels(tokens)
+        if per_token:
+            return F.cross_entropy(logits[:, -1].to(torch.float64), labels, reduction="none")
+        return loss_fn(logits[:, -1], labels)
 
     def run_with_cache(self, *args, return_cache_object: bool = True, **kwargs):
-        """As HookedTransformer: (logits, ActivationCache), so `cache["pattern", 0]` works."""
+        """As HookedTransformer: (logits, ActivationCache), so `cache["pattern", 0]`,
+        `cache.decompose_resid()`, `cache.stack_head_results()`, `cache.logit_attrs(...)` work."""
         out, cache = super().run_with_cache(*args, **kwargs)
-        return out, (ActivationCache(cache, self) if return_cache_object else cache)
+        return out, (ActivationCache(cache, TLView(self)) if return_cache_object else cache)
 
     def last_logits(self, tokens: Tensor) -> Tensor:
         """tokens [batch, pos] -> logits at the last position [batch, d_vocab_out]."""
@@ -216,6 +270,41 @@ class Transformer(HookedRootModule):
     b_in = property(lambda self: self._stack("mlp", "b_in"))
     b_out = property(lambda self: self._stack("mlp", "b_out"))
 
+    # W_V @ W_O and W_Q @ W_K^T as FactoredMatrix [n_layers, n_heads, d_model, d_model]: model.OV[0, 2] is layer 0, head 2
+    OV = property(lambda self: FactoredMatrix(self.W_V, self.W_O))
+    QK = property(lambda self: FactoredMatrix(self.W_Q, self.W_K.transpose(-2, -1)))
+
+    def to_single_token(self, token: str | int) -> int:
+        """Our vocabulary as text: "0" ... "p-1" are the residues (a's tokens, and the outputs), "=" the `=` token."""
+        if isinstance(token, int) and not isinstance(token, bool) and 0 <= token < self.cfg.d_vocab:
+            return token
+        if token == "=" and self.cfg.eq_token:
+            return self.cfg.eq_id
+        if isinstance(token, str) and token.strip().isdigit() and int(token) < self.cfg.p:
+            return int(token)
+        raise ConfigError(f"not a token of this model: {token!r} (residues 0..{self.cfg.p - 1}"
+                          + (', "="' if self.cfg.eq_token else "") + ")")
+
+    def tokens_to_residual_directions(self, tokens) -> Tensor:
+        """Output token(s) -> their unembedding directions W_U[:, c]: an int, "c" or a 0-dim tensor gives [d_model];
+        a tensor of tokens [...] gives [..., d_model] (what ActivationCache.logit_attrs multiplies with)."""
+        if isinstance(tokens, (str, int)):
+            tokens = self.to_single_token(tokens)
+        tokens = torch.as_tensor(tokens)
+        if tokens.dtype.is_floating_point or (tokens.numel() and not (0 <= tokens.min() and tokens.max() < self.cfg.d_vocab_out)):
+            raise ConfigError(f"output tokens must be integers in [0, {self.cfg.d_vocab_out}), got {tokens.tolist()!r:.80}")
+        return self.W_U.T[tokens]
+
+    def accumulated_bias(self, layer: int, mlp_input: bool = False, include_mlp_biases: bool = True) -> Tensor:
+        """Sum of the output biases (b_O, b_out) of the blocks before `layer`, [d_model], as HookedTransformer's;
+        mlp_input adds layer `layer`'s b_O."""
+        total = torch.zeros(self.cfg.d_model, dtype=self.W_U.dtype)
+        for block in self.blocks[:layer]:
+            total = total + block.attn.b_O + (block.mlp.b_out if include_mlp_biases else 0)
+        if mlp_input and layer < len(self.blocks):
+            total = total + self.blocks[layer].attn.b_O
+        return total
+
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """Accepts HookedTransformer state dicts; buffers (`mask`, `IGNORE`) are rebuilt from cfg."""
         state = {k: v for k, v in state_dict.items() if not k.endswith((".mask", ".IGNORE"))}
@@ -226,11 +315,57 @@ class Transformer(HookedRootModule):
         self.freeze_biases()
         return out
 
+    def to_hooked_transformer(self):
+        """Export to TransformerLens 2.x/3.x's `HookedTransformer` (same logits); TransformerLens 4 has
+        no HookedTransformer: use to_bridge() there."""
+        from interp.bridge import to_hooked_transformer
+
+        return to_hooked_transformer(self)
+
     def to_bridge(self):
         """Export to TransformerLens's native model (`TransformerBridge.boot_native`), same logits.
 
         Only standard attention (attn_rate = 1) exists there.
         """
-        from interp.bridge import to_bridge
+        from interp.bridge import require, to_bridge
 
+        require("TransformerBridge", "to_bridge() needs TransformerLens >= 4.0 (TransformerBridge)")
         return to_bridge(self)
+
+
+TL_CONFIG_DEFAULTS = {  # HookedTransformerConfig fields that ModelConfig does not carry, as this model has them
+    "attn_only": False, "normalization_type": None, "final_rms": False, "use_attn_result": False,
+    "positional_embedding_type": "standard", "parallel_attn_mlp": False, "original_architecture": "interp",
+}
+
+
+class TLConfig:
+    """A ModelConfig read as TransformerLens's config: every ModelConfig field and property, plus the
+    HookedTransformerConfig fields TransformerLens's ActivationCache reads (TL_CONFIG_DEFAULTS).
+    A view, so ModelConfig itself stays a validated, serialised dataclass with only our fields."""
+
+    def __init__(self, cfg: ModelConfig):
+        self._cfg = cfg
+
+    def __getattr__(self, name: str):
+        if name in TL_CONFIG_DEFAULTS:
+            return TL_CONFIG_DEFAULTS[name]
+        if name == "attention_dir":
+            return "causal" if self._cfg.causal else "bidirectional"
+        return getattr(self._cfg, name)
+
+    def __repr__(self) -> str:
+        return f"TLConfig({self._cfg!r})"
+
+
+class TLView:
+    """The model as an ActivationCache sees it (`cache.model`): the same model, with `cfg` a TLConfig."""
+
+    def __init__(self, model: Transformer):
+        self.model, self.cfg = model, TLConfig(model.cfg)
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)
+
+    def __call__(self, *args, **kwargs):
+        return self.model(*args, **kwargs)

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from interp import fourier
 from interp.data import all_tokens
+from interp.display import HTMLRepr
 from interp.errors import InterpError
 
 
@@ -55,7 +56,7 @@ def by_pair(x: Tensor, p: int) -> Tensor:
 
 # ---- embedding -------------------------------------------------------------------------------
 @dataclass
-class EmbeddingProbe:
+class EmbeddingProbe(HTMLRepr):
     fourier: Tensor  # [p, d_model] W_E[:p] in the Fourier basis, row i = component_names(p)[i]
     component_norms: Tensor  # [p] norm of each Fourier component
     freq_norms: Tensor  # [K] norm of the (cos k, sin k) pair, index k - 1
@@ -83,7 +84,7 @@ def embedding(model, freqs: list[int] | None = None, **key_kw) -> EmbeddingProbe
 
 # ---- attention -------------------------------------------------------------------------------
 @dataclass
-class AttentionProbe:
+class AttentionProbe(HTMLRepr):
     to_a: Tensor  # [n_heads, p_a, p_b] attention from the last position to a (position 0)
     to_b: Tensor  # [n_heads, p_a, p_b] attention from the last position to b (position 1)
     spectrum_a: Tensor  # [n_heads, p, p] 2-D Fourier transform of to_a
@@ -128,7 +129,7 @@ def clusters_of(freq: Tensor) -> dict[int, Tensor]:
 
 
 @dataclass
-class NeuronProbe:
+class NeuronProbe(HTMLRepr):
     maps: Tensor  # [d_mlp, p_a, p_b] blocks.L.mlp.hook_post at the last position
     spectra: Tensor  # [d_mlp, p, p] 2-D Fourier transform of the centred maps
     fve: Tensor  # [d_mlp, K] fraction of variance explained by frequency k (index k - 1)
@@ -187,7 +188,7 @@ def clock_fit(logits: Tensor, freqs: list[int]) -> tuple[Tensor, Tensor]:
 
 
 @dataclass
-class LogitProbe:
+class LogitProbe(HTMLRepr):
     logits: Tensor  # [p_a, p_b, p_c] last-position logits
     fourier: Tensor  # [p, p, p_c] 2-D Fourier transform over (a, b), per output c
     W_L: Tensor  # [d_mlp, p_c] = W_out[layer] @ W_U: neuron -> logit map

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from interp import checkpoints as ck
 from interp import plots, probes
+from interp.formats import load
 from interp.errors import InterpError
 
 from interp import classifier as C
@@ -237,7 +238,7 @@ class _Stages:
 
 def _load(path_or_model, config):
     if isinstance(path_or_model, (str, Path)):
-        model = ck.load(path_or_model, config)
+        model = load(path_or_model, config)
         c = C.classify_model(model)
         fmt = getattr(model, "source_format", None)
         c.source = f"{path_or_model}" + (f" ({fmt})" if fmt else "")

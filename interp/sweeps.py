@@ -39,10 +39,12 @@ from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from interp import checkpoints as ck
+from interp import rundir
 from interp.config import ModelConfig, TrainConfig
 from interp.errors import ConfigError, InterpError, RunDirError
 from interp.model import Transformer
 from interp.presets import resolve
+from interp.resources import check_memory
 from interp.training import (Grokfast, Trainer, TrainResult, accuracy, apply_update, load_trainer, loss_fn,
                           make_optimizer, prepare_run_dir)
 
@@ -308,7 +310,7 @@ def _prepare_out(out: Path, spec: dict, resume: bool, overwrite: bool) -> None:
         return
     if out.exists() and not out.is_dir():
         raise RunDirError(f"{out}: exists and is not a directory")
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and rundir.user_files(out):
         if not overwrite:
             hint = "resume it with --resume, " if (out / SPEC).exists() else ""
             raise RunDirError(f"{out}: sweep directory is not empty; {hint}pick another --out, or pass --overwrite")
@@ -335,6 +337,7 @@ def read_spec(out: str | Path) -> dict:
     return spec
 
 
+@rundir.holds_lock("out")
 def sweep(preset: str | None = None, recipe: str | None = None, out: str | Path | None = None, *,
           sequential: bool = False, classify: bool = True, overwrite: bool = False, resume: bool = False,
           progress: bool = True, **settings) -> SweepResult:
@@ -358,6 +361,8 @@ def sweep(preset: str | None = None, recipe: str | None = None, out: str | Path 
     if not sequential and any(j.train_config.clip_grad for j in jobs):
         raise ConfigError("clip_grad uses a norm over a whole model and cannot be stacked; "
                           "drop it or train one after another (sequential)")
+    check_memory([(j.model_config, j.train_config) for j in jobs],
+                 1 if sequential else max(group_size(j.model_config, j.train_config) for j in jobs), "this sweep")
     out = Path(out) if out is not None else None
     if out is not None:
         _prepare_out(out, {"format": SWEEP_FORMAT, "preset": preset, "recipe": recipe, "grid": grid,

@@ -25,10 +25,13 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from interp import checkpoints as ck
+from interp import rundir
 from interp.config import ModelConfig, TrainConfig
 from interp.data import Dataset, make_dataset
 from interp.errors import CheckpointError, ConfigError, RunDirError
 from interp.model import Transformer
+from interp.resources import check_memory
+from interp.safeio import MAX_HISTORY_BYTES, read_json_file
 
 
 def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -121,6 +124,7 @@ class Trainer:
     history: list[dict] = field(default_factory=list)
     step: int = 0
     seconds: float = 0.0
+    run_id: str | None = field(default_factory=rundir.new_run_id)  # in run.json and every resume state
 
     def __post_init__(self):
         self.model = Transformer(self.model_config, seed=self.train_config.seed)
@@ -164,13 +168,14 @@ class Trainer:
                                self.train_config, self.step, metrics)
         ck.atomic_write_json(self.run_dir / ck.HISTORY, self.history)
         ck.save_tensors(self.run_dir / ck.RESUME, self.resume_state(),
-                        {"step": self.step, "seconds": self.seconds, "model_config": self.model_config.to_dict(),
+                        {"step": self.step, "seconds": self.seconds, "run_id": self.run_id,
+                         "model_config": self.model_config.to_dict(),
                          "train_config": self.train_config.to_dict()})
 
     def write_run_json(self) -> None:
         ck.atomic_write_json(self.run_dir / ck.RUN_JSON, {
             "model_config": self.model_config.to_dict(), "train_config": self.train_config.to_dict(),
-            "preset": self.preset, "recipe": self.recipe, "format": ck.FORMAT,
+            "preset": self.preset, "recipe": self.recipe, "format": ck.FORMAT, "run_id": self.run_id,
         })
 
     # ---- the loop ----------------------------------------------------------------------------
@@ -237,13 +242,10 @@ def prepare_run_dir(run_dir: str | Path, overwrite: bool, model_config: ModelCon
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"{run_dir}: exists and is not a directory")
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not overwrite:
-            hint = "resume it with --resume" if (run_dir / ck.RESUME).exists() else "pick another --out"
-            raise RunDirError(f"{run_dir}: run directory is not empty; {hint}, or pass --overwrite")
-        for name in (ck.RUN_JSON, ck.HISTORY, ck.FINAL, ck.RESUME):
-            (run_dir / name).unlink(missing_ok=True)
-        shutil.rmtree(run_dir / ck.SNAPSHOTS, ignore_errors=True)
+    replace = run_dir.exists() and bool(rundir.user_files(run_dir))
+    if replace and not overwrite:
+        hint = "resume it with --resume" if (run_dir / ck.RESUME).exists() else "pick another --out"
+        raise RunDirError(f"{run_dir}: run directory is not empty; {hint}, or pass --overwrite")
     fresh = [d for d in (run_dir / ck.SNAPSHOTS, run_dir) if not d.exists()]
     try:
         (run_dir / ck.SNAPSHOTS).mkdir(parents=True, exist_ok=True)
@@ -258,6 +260,11 @@ def prepare_run_dir(run_dir: str | Path, overwrite: bool, model_config: ModelCon
         for d in fresh:  # what this call created: a refused run leaves nothing that blocks running it again
             d.rmdir()
         raise
+    if replace:  # only once the new run is known to start: a refused --overwrite keeps the old run
+        for name in (ck.RUN_JSON, ck.HISTORY, ck.FINAL, ck.RESUME):
+            (run_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(run_dir / ck.SNAPSHOTS, ignore_errors=True)
+        (run_dir / ck.SNAPSHOTS).mkdir()
     return run_dir
 
 
@@ -271,6 +278,7 @@ def check_disk_space(run_dir: Path, model_config: ModelConfig, train_config: Tra
         raise RunDirError(f"{run_dir}: needs about {need / 2**20:.1f} MiB for checkpoints, only {free / 2**20:.1f} MiB free")
 
 
+@rundir.holds_lock("out")
 def train(preset: str | None = None, recipe: str | None = None, out: str | Path | None = None, *,
           model_config: ModelConfig | None = None, train_config: TrainConfig | None = None,
           overwrite: bool = False, progress: bool = True, **overrides) -> TrainResult:
@@ -281,6 +289,7 @@ def train(preset: str | None = None, recipe: str | None = None, out: str | Path 
     from interp.presets import resolve
 
     mcfg, tcfg = resolve(preset, recipe, model_config, train_config, overrides)
+    check_memory([(mcfg, tcfg)])  # before the data and the model are built
     trainer = Trainer(mcfg, tcfg, preset=preset, recipe=recipe)
     if out is not None:
         trainer.run_dir = prepare_run_dir(out, overwrite, mcfg, tcfg)
@@ -296,16 +305,19 @@ def load_trainer(run_dir: str | Path, steps: int | None = None) -> Trainer:
     if not (run_dir / ck.RUN_JSON).exists():
         raise RunDirError(f"{run_dir}: not a run directory (no {ck.RUN_JSON})")
     try:
-        info = json.loads((run_dir / ck.RUN_JSON).read_text())
+        info = read_json_file(run_dir / ck.RUN_JSON, "run config")  # regular, small, shallow: never hangs
         mcfg = ModelConfig.from_dict(info["model_config"])
         tcfg = TrainConfig.from_dict(info["train_config"])
     except (json.JSONDecodeError, KeyError, ConfigError, TypeError) as e:
         raise RunDirError(f"{run_dir / ck.RUN_JSON}: unreadable run config ({e})") from None
     if steps is not None:
         tcfg = tcfg.replace(steps=steps)
-    trainer = Trainer(mcfg, tcfg, run_dir=run_dir, preset=info.get("preset"), recipe=info.get("recipe"))
+    check_memory([(mcfg, tcfg)])
+    trainer = Trainer(mcfg, tcfg, run_dir=run_dir, preset=info.get("preset"), recipe=info.get("recipe"),
+                      run_id=info.get("run_id"))
     if (run_dir / ck.RESUME).exists():
         tensors, meta = ck.read_safetensors(run_dir / ck.RESUME)
+        rundir.check_resume_state(run_dir / ck.RESUME, info, meta)
         try:
             trainer.step = int(json.loads(meta["step"]))
             trainer.seconds = float(json.loads(meta.get("seconds", "0")))
@@ -313,17 +325,17 @@ def load_trainer(run_dir: str | Path, steps: int | None = None) -> Trainer:
             raise CheckpointError(f"{run_dir / ck.RESUME}: resume state has no valid step ({e})") from None
         trainer.load_resume_state(tensors, str(run_dir / ck.RESUME))
         try:
-            history = json.loads((run_dir / ck.HISTORY).read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+            history = read_json_file(run_dir / ck.HISTORY, "history", max_bytes=MAX_HISTORY_BYTES)
+        except CheckpointError:
             history = []
         trainer.history = [r for r in history if r["step"] < trainer.step]
     check_disk_space(run_dir, mcfg, tcfg, trainer.step)  # before this changes anything in the run
     if steps is not None:
         trainer.write_run_json()
-    (run_dir / ck.FINAL).unlink(missing_ok=True)
-    return trainer
+    return trainer  # final.safetensors stays until the resumed run's own replaces it
 
 
+@rundir.holds_lock("run_dir", create=False)
 def resume(run_dir: str | Path, steps: int | None = None, progress: bool = True) -> TrainResult:
     """Continue an interrupted run from its last resume point; same final weights as if never stopped."""
     return load_trainer(run_dir, steps).run(progress=progress)

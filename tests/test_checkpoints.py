@@ -90,3 +90,21 @@ def test_nan_weights_are_refused(tmp_path):
     interp.save_checkpoint(tmp_path / "m.safetensors", m)
     with pytest.raises(CheckpointError, match="NaN"):
         interp.load(tmp_path / "m.safetensors")
+
+
+def test_imports_point_one_way_our_format_knows_nothing_of_foreign_ones():
+    import ast
+    from pathlib import Path
+
+    def imported(path):
+        tree = ast.parse(Path(path).read_text())
+        return {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | {
+            a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+
+    assert not {m for m in imported(ck.__file__) if "formats" in m}
+    fdir = Path(ck.__file__).parent / "formats"
+    readers = {f.stem for f in fdir.glob("*.py")} - {"__init__"}
+    for f in fdir.glob("*.py"):  # readers never import the dispatcher
+        if f.stem != "__init__":
+            assert "interp.formats" not in imported(f), f
+    assert {"ours", "hooked", "legacy", "bridge", "build"} <= readers

@@ -6,7 +6,7 @@ from interp.errors import ConfigError
 
 @pytest.mark.parametrize("kw, field", [
     ({"p": 1}, "p"), ({"p": 2.5}, "p"), ({"p": True}, "p"), ({"d_model": -4}, "d_model"),
-    ({"n_heads": 0}, "n_heads"), ({"d_head": 30}, "d_head"), ({"act_fn": "tanh"}, "act_fn"),
+    ({"n_heads": 0}, "n_heads"), ({"d_head": 0}, "d_head"), ({"act_fn": "tanh"}, "act_fn"),
     ({"attn_rate": 1.5}, "attn_rate"), ({"attn_rate": float("nan")}, "attn_rate"), ({"biases": "some"}, "biases"),
     ({"n_layers": 0}, "n_layers"), ({"eq_token": "yes"}, "eq_token"),
 ])

@@ -1,17 +1,24 @@
 """Property-based fuzzing (hypothesis). Loaders: any bytes give a valid model or one CheckpointError,
 never another exception. Configs: any values give a valid config (that survives its JSON round trip)
-or a ConfigError naming a field that was set. INTERP_FUZZ_EXAMPLES=5000 fuzzes deeper, with fresh draws.
+or a ConfigError naming a field that was set. Hostile sizes (files claiming gigabytes: sparse
+safetensors, compressed or lying torch archives, deep pickles and configs) are fuzzed in a child
+process under a 4 GB address-space cap, whose peak RSS must stay under 1 GB.
+INTERP_FUZZ_EXAMPLES=5000 fuzzes deeper, with fresh draws (the child too).
 """
 
 import dataclasses
 import functools
+import io
 import json
 import os
 import re
 import shutil
+import sys
 import tempfile
+import time
 from pathlib import Path
 
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,7 +27,7 @@ import interp
 from interp import ModelConfig, TrainConfig
 from interp.errors import ConfigError
 
-from helpers import CFG, load_or_refuse, raw_safetensors, state, write_checkpoint
+from helpers import CFG, hostile, load_or_refuse, raw_safetensors, state, write_checkpoint
 
 _N = int(os.environ.get("INTERP_FUZZ_EXAMPLES", "0"))
 FUZZ = settings(max_examples=_N or 60, deadline=None, derandomize=not _N, database=None,
@@ -151,3 +158,78 @@ def test_train_config_fields(kw):
 def test_configs_from_json(cls, d):
     """What a config in a checkpoint or run.json may hold: any JSON object."""
     _config_outcome(cls, d, via_dict=True)
+
+
+# ---- hostile sizes, memory-bounded -----------------------------------------------------------------
+IN_CHILD = os.environ.get("INTERP_FUZZ_CHILD") == "1"
+child_only = pytest.mark.skipif(not IN_CHILD, reason="run by test_hostile_sizes_fuzz_in_bounded_memory, in a child "
+                                "process under an address-space cap")
+SIZES = st.integers(0, 40) | st.integers(0, 2**34) | st.sampled_from([2**31, 2**32 + 4, 2**62, 2**64 - 1])
+
+
+@child_only
+@FUZZ
+@given(entries=st.lists(st.tuples(st.sampled_from(sorted(state())), st.sampled_from(DTYPES),
+                                  st.lists(SIZES, max_size=3), SIZES, SIZES), min_size=1, max_size=4),
+       extra=SIZES, consistent=st.booleans())
+def test_hostile_safetensors_sizes(tmp_path, entries, extra, consistent):
+    """Headers claiming up to exabytes, in sparse files as long as they claim (a few KB on disk)."""
+    header, end = {}, 0
+    for name, dtype, shape, a, b in entries:
+        if consistent:  # offsets that agree with the shape: only the size is hostile
+            n = 1
+            for k in shape:
+                n *= k
+            a, b = end, end + n * 4
+            dtype, end = "F32", end + n * 4
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [a, b]}
+    path = raw_safetensors(tmp_path / "h.safetensors", header)
+    with open(path, "r+b") as f:
+        f.truncate(min(f.seek(0, 2) + (end if consistent else extra), 2**40))  # sparse: costs no disk
+    load_or_refuse(path)
+
+
+@child_only
+@FUZZ
+@given(numel=SIZES, member=st.integers(0, 2**20), compress=st.booleans(), depth=st.integers(0, 300))
+def test_hostile_torch_archives(tmp_path, numel, member, compress, depth):
+    """torch archives whose pickle declares any storage size, beside a member of another size,
+    stored or compressed, the state dict wrapped in lists `depth` deep."""
+    obj = {"embed.W_E": hostile._Tensor(numel)}
+    for _ in range(depth):
+        obj = [obj]
+    buf = io.BytesIO()
+    hostile._TorchPickler(buf, protocol=2).dump(obj)
+    chunk = bytes(min(member, 1 << 16) or 1)
+    path = hostile.torch_zip(tmp_path / "m.pt", buf.getvalue(), {"data/0": (chunk, max(member // len(chunk), 1))},
+                             compress)
+    load_or_refuse(path)
+
+
+@child_only
+@FUZZ
+@given(depth=st.integers(0, 3000), pad=st.integers(0, 3 << 20), kind=st.sampled_from(["[", "{\"a\":"]))
+def test_hostile_configs(tmp_path, depth, pad, kind):
+    """A Clock/Pizza checkpoint whose config is nested up to 3000 deep or padded past the size cap."""
+    model = hostile.small_state_pt(tmp_path / "model.pt")
+    close = "]" if kind == "[" else "}"
+    cfg = tmp_path / "model.json"
+    cfg.write_text(json.dumps(hostile.CONFIG)[:-1] + ', "x": ' + kind * depth + "1" + close * depth + " " * pad + "}")
+    try:
+        interp.load(model, config=cfg)
+    except interp.CheckpointError as e:
+        assert "\n" not in str(e) and str(cfg) in str(e), str(e)
+
+
+def test_hostile_sizes_fuzz_in_bounded_memory():
+    """The three fuzzers above, in a child under a 4 GB address-space cap: all pass, peak RSS < 1 GB."""
+    t0 = time.monotonic()
+    if IN_CHILD:  # never recurse
+        return
+    cmd = [sys.executable, "-m", "pytest", __file__, "-o", "addopts=", "-q", "-p", "no:cacheprovider", "-x",
+           "-k", "hostile_ and not bounded_memory"]
+    proc = hostile.spawn(cmd, cwd=Path(__file__).parent.parent, env={"INTERP_FUZZ_CHILD": "1"})
+    r = hostile.finish(proc, 3600 if _N else 900, t0)
+    assert r.code == 0, r.out[-3000:] + r.err[-2000:]
+    assert "3 passed" in r.out, r.out[-2000:]
+    assert r.rss < hostile.RSS_LIMIT, f"peak RSS {r.rss / 2**20:.0f} MiB"

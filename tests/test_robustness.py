@@ -233,7 +233,7 @@ def test_full_disk_on_resume_refused_before_touching_the_run(run_template, tmp_p
 # ---- configs -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("kw, field", [
     ({"d_mlp": -512}, "d_mlp"), ({"d_head": -32}, "d_head"), ({"n_layers": -1}, "n_layers"), ({"p": 113.0}, "p"),
-    ({"p": "113"}, "p"), ({"d_model": 130}, "d_head"), ({"n_heads": 3}, "d_head"), ({"act_fn": "ReLU"}, "act_fn"),
+    ({"p": "113"}, "p"), ({"act_fn": "ReLU"}, "act_fn"),
     ({"act_fn": None}, "act_fn"), ({"attn_rate": -0.1}, "attn_rate"), ({"attn_rate": float("inf")}, "attn_rate"),
     ({"causal": 1}, "causal"), ({"diff_vocab": None}, "diff_vocab"),
 ])
