@@ -73,31 +73,49 @@ def isolated_model(model, components: tuple[int, ...] | None = None, *, frequenc
       embedding is projected onto those directions (Zhong et al.'s circle isolation);
     - `frequency`: only the embedding's Fourier component of frequency k over the tokens,
       W_E[:p] -> mean + F_k^T F_k (W_E[:p] - mean), F_k the (cos k, sin k) basis rows: the circle of
-      frequency k exactly, also when several circles share principal components.
+      frequency k exactly, also when several circles share principal components. A diff_vocab
+      model's b-embeddings W_E[p:2p] are cut the same way (their own mean, the same frequency).
 
     The `=` token, the positional embedding and every other weight are unchanged."""
     cfg = model.cfg
-    if getattr(cfg, "diff_vocab", False):
-        raise M.MetricError("circle isolation needs one embedding for a and b (diff_vocab=False)")
     if (components is None) == (frequency is None):
         raise M.MetricError("isolated_model needs either components= or frequency=")
-    mean, V, _ = embedding_pca(model)
-    X = model.W_E[: cfg.p].detach().double() - mean
+    diff_vocab = getattr(cfg, "diff_vocab", False)
+    if components is not None and diff_vocab:
+        raise M.MetricError("isolating principal components needs one embedding for a and b (diff_vocab=False); "
+                            "isolate by frequency instead")
+    out = copy.deepcopy(model)
     if frequency is not None:
         try:
             Fk = _frequency_rows(cfg.p, frequency)
         except Exception as e:
             raise M.MetricError(str(e)) from None
-        kept = mean + Fk.T @ (Fk @ X)
-    else:
-        idx = sorted({int(i) for i in components})
-        if not idx or not all(0 <= i < V.shape[0] for i in idx):
-            raise M.MetricError(f"components must be principal component indices in 0..{V.shape[0] - 1}, "
-                                f"got {list(components)}")
-        kept = mean + (X @ V[idx].T) @ V[idx]
-    out = copy.deepcopy(model)
-    out.embed.W_E[: cfg.p] = kept.to(out.embed.W_E.dtype)
+        for start in (0, cfg.p) if diff_vocab else (0,):
+            X = model.W_E[start:start + cfg.p].detach().double()
+            mean = X.mean(0)
+            out.embed.W_E[start:start + cfg.p] = (mean + Fk.T @ (Fk @ (X - mean))).to(out.embed.W_E.dtype)
+        return out.eval()
+    mean, V, _ = embedding_pca(model)
+    X = model.W_E[: cfg.p].detach().double() - mean
+    idx = sorted({int(i) for i in components})
+    if not idx or not all(0 <= i < V.shape[0] for i in idx):
+        raise M.MetricError(f"components must be principal component indices in 0..{V.shape[0] - 1}, "
+                            f"got {list(components)}")
+    out.embed.W_E[: cfg.p] = (mean + (X @ V[idx].T) @ V[idx]).to(out.embed.W_E.dtype)
     return out.eval()
+
+
+def output_spectrum(table: Tensor) -> Tensor:
+    """[K]: share of the logits' variance over the answer c (centred per input) at each frequency
+    k = 1..K of c, from a logit table [p_a, p_b, p_c]. Where a circle's output lives."""
+    from interp.fourier import fft1d, n_freqs
+
+    p = M._check_table(table)
+    z = table.double() - table.double().mean(-1, keepdim=True)
+    power = fft1d(z, dim=-1).square().sum((0, 1))  # [p] per basis row over c
+    K = n_freqs(p)
+    per_k = torch.stack([power[2 * k - 1] + (power[2 * k] if 2 * k < p else 0) for k in range(1, K + 1)])
+    return per_k / power.sum().clamp_min(1e-300)
 
 
 @dataclass
@@ -111,9 +129,14 @@ class IsolatedCircle:
     frequency_share: float  # share of the points' squared norm at that frequency: 1 = a clean circle
     accuracy: float  # of the re-run model, on all p^2 pairs
     gradient_symmetricity: float
-    distance_irrelevance: float
+    distance_irrelevance: float  # correct-logit variant (Table 1 of the paper)
+    distance_irrelevance_max_wrong: float  # largest-wrong-logit variant (their training script)
     clock_fve: float  # template fits of the re-run logits at `frequency` (metrics.template_fits)
     pizza_fve: float
+    output_frequency: int  # the frequency over the answer c holding most of the re-run logits
+    output_share: float  # share of the logits' variance over c at output_frequency
+    frequency_output_share: float  # ... and at `frequency` itself
+    table: Tensor | None = None  # [p, p, p] the re-run model's logit table
 
 
 def _measure(model, iso, pair, points: Tensor, variance_share: float, k: int | None) -> IsolatedCircle:
@@ -121,11 +144,16 @@ def _measure(model, iso, pair, points: Tensor, variance_share: float, k: int | N
     k = int(norms.argmax()) + 1 if k is None else k
     table = M.logit_table(iso)
     fits = M.template_fits(table, [k])
+    spectrum = output_spectrum(table)
+    out_k = int(spectrum.argmax()) + 1
     return IsolatedCircle(
         components=pair, points=points, variance_share=variance_share, frequency=k,
         frequency_share=(norms[k - 1] / points.square().sum().clamp_min(1e-300)).item(),
         accuracy=M.accuracy(table), gradient_symmetricity=M.gradient_symmetricity(iso),
-        distance_irrelevance=M.distance_irrelevance(table), clock_fve=fits.clock, pizza_fve=fits.pizza)
+        distance_irrelevance=M.distance_irrelevance(table),
+        distance_irrelevance_max_wrong=M.distance_irrelevance(table, "max_wrong"), clock_fve=fits.clock,
+        pizza_fve=fits.pizza, output_frequency=out_k, output_share=spectrum[out_k - 1].item(),
+        frequency_output_share=spectrum[k - 1].item(), table=table)
 
 
 def isolate_circles(model, n_pairs: int = 3, pairs: list[tuple[int, int]] | None = None, *,

@@ -1,51 +1,112 @@
 """Clock, pizza, or neither? `classify(checkpoint_or_model)` -> Classification.
 
-Two independent lines of evidence (Zhong et al. 2023, REFERENCES §2), each voting clock, pizza
-or unclear:
-  1. gradient symmetricity (GS) and distance irrelevance (DI), the paper's two numbers;
-  2. logit templates: does the pizza template |cos(w(a-b)/2)| cos(w(a+b-c)) or the clock
-     template cos(w(a+b-c)) explain more of the logits, at the key frequencies jointly.
-The label is clock or pizza only when both lines vote for it and no key frequency carries a
-substantial circuit of the other kind; otherwise "ambiguous". A model below ACCURACY_MIN on all
-p^2 pairs is "non-generalizing" and gets no algorithm label. Thresholds and the runs that set
-them: docs/calibration.md.
+The paper's own evidence, circle by circle (Zhong et al. 2023, REFERENCES §2):
+  1. each circle of the embedding (each key frequency k of W_E) is isolated by frequency
+     (`circles.isolated_model`), the model is re-run on all p^2 inputs, and the circle is labelled
+     - `accompanying`: its logits sit at another output frequency (e.g. a circle at 2k feeding k),
+     - `pizza`: the pizza template beats the clock template and DI is low,
+     - `clock`: DI is near 1 (the correct logit ignores a - b) and the pizza template is not
+       clearly ahead,
+     - `unclear`: neither;
+  2. the whole model's gradient symmetricity (GS) and distance irrelevance (DI) vote pizza
+     (GS high), clock (GS low and DI high) or unclear.
+The verdict: `mixed` when the main (non-accompanying) circles include a clock and a pizza;
+`pizza` / `clock` when no vote says the other algorithm and the votes for it are a majority;
+otherwise `ambiguous`. A model below ACCURACY_MIN on all p^2 pairs is `non-generalizing`.
+The whole-model logit templates are reported as numbers only: accompanying circles fill in the
+pizza template's dips, so fitted to a whole model they cannot tell a pizza from a clock.
+Thresholds and the runs that set them: docs/calibration.md (scripts/calibrate.py).
 """
 
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from interp import metrics as M
 from interp.errors import InterpError
 
-LABELS = ("clock", "pizza", "ambiguous", "non-generalizing")
+LABELS = ("clock", "pizza", "mixed", "ambiguous", "non-generalizing")
+CIRCLE_LABELS = ("clock", "pizza", "accompanying", "unclear")
+
+CONFIDENCE_HELP = (
+    "confidence: the share of the evidence that agrees with the label. The evidence is one vote per\n"
+    "main circle (each key frequency's circle isolated and re-run, accompanying circles excluded) plus\n"
+    "one whole-model vote from gradient symmetricity / distance irrelevance; each votes clock, pizza or\n"
+    "unclear. For clock and pizza: the share of votes for that label; for mixed: the share of circles\n"
+    "that are a clear clock or pizza; for ambiguous: the share of votes that do not back the leading\n"
+    "algorithm; for non-generalizing: 1 (accuracy alone decides). E.g. 0.75 = 3 of 4 votes agree.")
+
+# For `interp classify --help` (interp/cli.py): what the command does and what the numbers mean.
+CLI_DESCRIPTION = (
+    "Classify a trained model as running the clock or the pizza algorithm (Zhong et al. 2023), circle by\n"
+    "circle: each key frequency's circle of the embedding is kept alone and the model re-run on all p^2\n"
+    "pairs. A clock circle's correct logit ignores a - b (distance irrelevance DI near 1); a pizza circle\n"
+    "fits the pizza template |cos(w(a-b)/2)| cos(w(a+b-c)) and has a low DI; an accompanying circle feeds\n"
+    "another circle's frequency. The whole model's gradient symmetricity / DI add one vote.\n"
+    "Labels: clock, pizza, mixed (clock and pizza circles in one model), ambiguous (the evidence conflicts\n"
+    "or is inconclusive), non-generalizing (below 99 % accuracy on all pairs). Thresholds and their\n"
+    "calibration against the authors' runs: docs/calibration.md.\n\n" + CONFIDENCE_HELP)
+
+
+def circle_lines(c: "Classification") -> list[str]:
+    """One text line per analysed circle, for the CLI."""
+    return [f"    circle k={k.frequency:<4d} {k.label:12s} DI {k.distance_irrelevance:.3f}  GS {k.gradient_symmetricity:.3f}  "
+            f"pizza {k.pizza_fve:.3f}  clock {k.clock_fve:.3f}  alone acc {k.accuracy:.3f}"
+            + (f"  (output at {k.accompanies})" if k.accompanies else "") for k in c.circles]
+
 
 # Accuracy over all p^2 pairs (train included). A memoriser scores about the train fraction (0.8 in
-# the Clock/Pizza setup), so the bar must sit well above it; every calibration run that reached test
-# accuracy 1.0 scores 1.0 here.
+# the Clock/Pizza setup), so the bar must sit well above it.
 ACCURACY_MIN = 0.99
-# Line 1, GS and DI. Pizza: GS >= GS_PIZZA and DI <= DI_PIZZA; clock: GS <= GS_CLOCK and DI >= DI_CLOCK.
-GS_PIZZA, DI_PIZZA = 0.98, 0.5
+# Whole-model vote. Pizza: GS >= GS_PIZZA (the paper's own pizza criterion in its phase diagrams;
+# DI varies 0.2-0.6 across pizza seeds in the authors' table, so it does not vote for pizza).
+# Clock: GS <= GS_CLOCK and DI (correct logit) >= DI_CLOCK.
+GS_PIZZA = 0.98
 GS_CLOCK, DI_CLOCK = 0.9, 0.5
-# Line 2, templates: r = (pizza_fve - clock_fve) / max(both). An exact pizza has r = 1 - 8/pi^2 = +0.19,
-# an exact clock -0.19. Vote when |r| >= TEMPLATE_MARGIN and the better template explains at least
-# TEMPLATE_FVE_MIN of the logits.
-TEMPLATE_MARGIN, TEMPLATE_FVE_MIN = 0.05, 0.5
-# Per-frequency labels count for frequencies carrying at least this share of the logit variance.
-FREQUENCY_SHARE_MIN = 0.05
-IDEAL_R = 1 - 8 / math.pi**2  # template r of an exact pizza (an exact clock: -IDEAL_R)
+# One isolated circle. Pizza: the pizza template explains >= CIRCLE_FVE_MIN of the re-run logits and
+# beats the clock template by r = (pizza - clock) / max >= CIRCLE_MARGIN (an exact pizza has r =
+# 1 - 8/pi^2 = +0.19, an exact clock -0.19), and DI <= CIRCLE_DI_PIZZA. Clock: DI >= CIRCLE_DI_CLOCK
+# (the correct logit ignores a - b: the clock's defining property) and the pizza template not
+# clearly ahead (r < CIRCLE_MARGIN). Isolated circles of the authors' models: pizzas DI
+# 0.02-0.07, clocks 0.99-1.00; ours: docs/calibration.md.
+CIRCLE_FVE_MIN, CIRCLE_MARGIN = 0.5, 0.05
+CIRCLE_DI_PIZZA, CIRCLE_DI_CLOCK = 0.6, 0.8
+# A circle is `accompanying` when its re-run logits hold less than this share of their variance
+# (over the answer c) at its own frequency and more at another.
+ACCOMPANYING_OWN_SHARE = 0.5
+
+
+@dataclass
+class CircleVerdict:
+    """One circle of the embedding (frequency k over the tokens), isolated and re-run."""
+
+    frequency: int
+    label: str  # clock, pizza, accompanying or unclear
+    variance_share: float  # share of the embedding's centred variance at this frequency
+    accuracy: float  # of the model re-run with this circle alone
+    gradient_symmetricity: float
+    distance_irrelevance: float  # correct-logit variant
+    distance_irrelevance_max_wrong: float  # largest-wrong-logit variant
+    clock_fve: float  # clock / pizza template fits of the re-run logits at this frequency
+    pizza_fve: float
+    output_frequency: int  # where (over c) the re-run logits mostly sit
+    output_share: float  # their share of the variance at output_frequency
+    frequency_output_share: float  # ... and at the circle's own frequency
+    accompanies: int | None = None  # for an accompanying circle: the frequency its output feeds
 
 
 @dataclass
 class FrequencyVerdict:
+    """Whole-model logit templates in band at one key frequency (numbers only), and the label of
+    that frequency's isolated circle."""
+
     frequency: int
     logit_share: float  # fraction of the logit variance at this output frequency
     clock_fve: float  # in-band template fits (see metrics.template_fits)
     pizza_fve: float
-    label: str  # clock, pizza, or unclear
+    label: str  # the circle's label (CIRCLE_LABELS)
 
 
 @dataclass
@@ -53,23 +114,26 @@ class Classification:
     """A verdict with the numbers behind it. `to_dict()` / `to_json()` hold the same fields."""
 
     label: str
-    confidence: float  # distance to the nearest threshold that would change the label, scaled to [0, 1]
+    confidence: float  # share of the evidence that agrees with the label (CONFIDENCE_HELP)
     explanation: str
     accuracy: float
     gradient_symmetricity: float
     distance_irrelevance: float
     distance_irrelevance_max_wrong: float
     circularity: float
-    clock_template_fve: float
+    clock_template_fve: float  # whole-model templates: information only, no vote
     pizza_template_fve: float
     pizza_exact_template_fve: float
     key_frequencies: list[int]
     key_frequency_source: str  # "embedding" (W_E) or "logits" (their output frequencies), or "none"
+    circles: list[CircleVerdict]
     frequencies: list[FrequencyVerdict]
-    mixed: bool  # some key frequencies look like clocks and others like pizzas
-    evidence: dict[str, str]  # line of evidence -> its vote
+    mixed: bool  # main circles of both kinds (label "mixed")
+    evidence: dict[str, str]  # "whole_model" and "circle k" -> clock / pizza / unclear (/ accompanying)
     model: dict  # p, d_model, attn_rate, ... of the model classified
     source: str | None = None  # the checkpoint path and format, when classified from a file
+    confidence_means: str = field(default="share of the evidence (circle votes + whole-model GS/DI vote) "
+                                          "that agrees with the label")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -78,8 +142,9 @@ class Classification:
         return json.dumps(self.to_dict(), indent=indent)
 
 
-def _vote_gs_di(gs: float, di: float) -> str:
-    if gs >= GS_PIZZA and di <= DI_PIZZA:
+def whole_model_vote(gs: float, di: float) -> str:
+    """pizza / clock / unclear from the whole model's GS and (correct-logit) DI."""
+    if gs >= GS_PIZZA:
         return "pizza"
     if gs <= GS_CLOCK and di >= DI_CLOCK:
         return "clock"
@@ -92,42 +157,51 @@ def _ratio(pizza: float, clock: float) -> float:
     return (pizza - clock) / top if top > 0 else 0.0
 
 
-def _vote_templates(pizza: float, clock: float) -> str:
-    r = _ratio(pizza, clock)
-    if max(pizza, clock) < TEMPLATE_FVE_MIN or abs(r) < TEMPLATE_MARGIN:
-        return "unclear"
-    return "pizza" if r > 0 else "clock"
+def circle_label(c) -> tuple[str, int | None]:
+    """(label, accompanied frequency) of an isolated circle (`circles.IsolatedCircle` or a
+    CircleVerdict: anything with its frequency, output frequency and shares, DI and template fits)."""
+    if c.frequency_output_share < ACCOMPANYING_OWN_SHARE and c.output_frequency != c.frequency:
+        return "accompanying", c.output_frequency
+    r = _ratio(c.pizza_fve, c.clock_fve)
+    if r >= CIRCLE_MARGIN and c.pizza_fve >= CIRCLE_FVE_MIN and c.distance_irrelevance <= CIRCLE_DI_PIZZA:
+        return "pizza", None
+    if r < CIRCLE_MARGIN and c.distance_irrelevance >= CIRCLE_DI_CLOCK:
+        return "clock", None
+    return "unclear", None
 
 
-def criteria(label: str, gs: float, di: float, fits: M.TemplateFits) -> list[float]:
-    """Margins of every criterion `label` ("clock" or "pizza") needs; each is met when >= 0, in units
-    of the span from its threshold to the value an ideal circuit reaches (1 = ideal)."""
-    sign = 1 if label == "pizza" else -1
-    span = IDEAL_R - TEMPLATE_MARGIN
-    if label == "pizza":
-        out = [(gs - GS_PIZZA) / (1 - GS_PIZZA), (DI_PIZZA - di) / DI_PIZZA]
-    else:
-        out = [(GS_CLOCK - gs) / GS_CLOCK, (di - DI_CLOCK) / (1 - DI_CLOCK)]
-    out.append((sign * _ratio(fits.pizza, fits.clock) - TEMPLATE_MARGIN) / span)
-    out.append((max(fits.pizza, fits.clock) - TEMPLATE_FVE_MIN) / (1 - TEMPLATE_FVE_MIN))
-    # no key frequency carrying a real share of the logits may vote for the other algorithm
-    out += [(sign * _ratio(f.pizza_fve, f.clock_fve) + TEMPLATE_MARGIN) / span
-            for f in fits.per_frequency if f.logit_share >= FREQUENCY_SHARE_MIN and max(f.pizza_fve, f.clock_fve) >= TEMPLATE_FVE_MIN]
-    return out
+def decide(acc: float, whole: str, circle_labels: list[str]) -> tuple[str, float]:
+    """(label, confidence) from the accuracy, the whole-model vote and the circles' labels.
 
-
-def decide(acc: float, gs: float, di: float, fits: M.TemplateFits) -> tuple[str, float]:
-    """(label, confidence). Confidence: distance to the nearest threshold that would change the label,
-    in the criteria's units, clipped to [0, 1]. For "ambiguous" it is the smallest, over clock and
-    pizza, of the largest shortfall that keeps the model from that label."""
-    acc_margin = (acc - ACCURACY_MIN) / (1 - ACCURACY_MIN)
+    Votes: one per main circle (accompanying circles excluded) and the whole-model vote.
+    mixed: the main circles include a clock and a pizza. pizza / clock: no vote for the other
+    algorithm and more than half of the votes for this one. Otherwise ambiguous."""
     if acc < ACCURACY_MIN:
-        return "non-generalizing", min(1.0, -acc_margin)
-    margins = {label: criteria(label, gs, di, fits) for label in ("clock", "pizza")}
-    for label, ms in margins.items():
-        if min(ms) >= 0:
-            return label, max(0.0, min(1.0, acc_margin, *ms))
-    return "ambiguous", min(1.0, *(-min(ms) for ms in margins.values()))
+        return "non-generalizing", 1.0
+    main = [lab for lab in circle_labels if lab != "accompanying"]
+    votes = main + [whole]
+    share = {lab: votes.count(lab) / len(votes) for lab in ("clock", "pizza")}
+    if "clock" in main and "pizza" in main:
+        return "mixed", sum(lab in ("clock", "pizza") for lab in main) / len(main)
+    for lab, other in (("pizza", "clock"), ("clock", "pizza")):
+        if share[other] == 0 and share[lab] > 0.5:
+            return lab, share[lab]
+    return "ambiguous", 1 - max(share.values())
+
+
+def _circle_verdicts(model, keys: list[int]) -> list[CircleVerdict]:
+    from interp.circles import isolate_circles
+
+    out = []
+    for c in isolate_circles(model, frequencies=keys):
+        label, accompanies = circle_label(c)
+        out.append(CircleVerdict(
+            frequency=c.frequency, label=label, variance_share=c.variance_share, accuracy=c.accuracy,
+            gradient_symmetricity=c.gradient_symmetricity, distance_irrelevance=c.distance_irrelevance,
+            distance_irrelevance_max_wrong=c.distance_irrelevance_max_wrong, clock_fve=c.clock_fve,
+            pizza_fve=c.pizza_fve, output_frequency=c.output_frequency, output_share=c.output_share,
+            frequency_output_share=c.frequency_output_share, accompanies=accompanies))
+    return out
 
 
 def classify_model(model) -> Classification:
@@ -146,17 +220,19 @@ def classify_model(model) -> Classification:
         keys, key_source = key_frequencies(table.permute(2, 0, 1).reshape(cfg.p, -1)), "logits"
     key_source = key_source if keys else "none"
     fits = M.template_fits(table, keys)
-    freqs = [FrequencyVerdict(f.frequency, f.logit_share, f.clock_fve, f.pizza_fve,
-                              _vote_templates(f.pizza_fve, f.clock_fve) if f.logit_share >= FREQUENCY_SHARE_MIN else "unclear")
+    circles = _circle_verdicts(model, keys) if acc >= ACCURACY_MIN and keys else []
+    by_k = {c.frequency: c.label for c in circles}
+    freqs = [FrequencyVerdict(f.frequency, f.logit_share, f.clock_fve, f.pizza_fve, by_k.get(f.frequency, "unclear"))
              for f in fits.per_frequency]
-    evidence = {"gs_di": _vote_gs_di(gs, di), "templates": _vote_templates(fits.pizza, fits.clock)}
-    label, confidence = decide(acc, gs, di, fits)
+    whole = whole_model_vote(gs, di)
+    label, confidence = decide(acc, whole, [c.label for c in circles])
+    evidence = {"whole_model": whole, **{f"circle {c.frequency}": c.label for c in circles}}
     result = Classification(
         label=label, confidence=round(confidence, 4), explanation="",
         accuracy=acc, gradient_symmetricity=gs, distance_irrelevance=di, distance_irrelevance_max_wrong=di_wrong,
         circularity=circ, clock_template_fve=fits.clock, pizza_template_fve=fits.pizza,
         pizza_exact_template_fve=fits.pizza_exact, key_frequencies=keys, key_frequency_source=key_source,
-        frequencies=freqs, mixed={"clock", "pizza"} <= {f.label for f in freqs}, evidence=evidence,
+        circles=circles, frequencies=freqs, mixed=label == "mixed", evidence=evidence,
         model={k: v for k, v in cfg.to_dict().items() if k in ("p", "d_model", "n_heads", "d_mlp", "n_layers", "attn_rate", "eq_token")},
         source=getattr(model, "source_format", None),
     )
@@ -164,27 +240,27 @@ def classify_model(model) -> Classification:
     return result
 
 
+def _circle_text(c: CircleVerdict) -> str:
+    if c.label == "accompanying":
+        return f"{c.frequency} accompanying (output at {c.accompanies})"
+    return f"{c.frequency} {c.label} (DI {c.distance_irrelevance:.2f}, pizza {c.pizza_fve:.2f} vs clock {c.clock_fve:.2f})"
+
+
 def explain(c: Classification) -> str:
     """One or two sentences: the verdict and the numbers that decided it."""
     acc = f"accuracy {c.accuracy:.3f} on all pairs"
     if c.label == "non-generalizing":
         return f"Does not solve the task ({acc}, below {ACCURACY_MIN}): no algorithm label."
-    numbers = (f"GS {c.gradient_symmetricity:.2f}, DI {c.distance_irrelevance:.2f} -> {c.evidence['gs_di']}; "
-               f"templates pizza {c.pizza_template_fve:.2f} vs clock {c.clock_template_fve:.2f} FVE -> "
-               f"{c.evidence['templates']}")
-    if c.label in ("clock", "pizza"):
-        return f"{c.label.capitalize()}: both lines agree ({numbers}); {acc}."
-    votes = set(c.evidence.values())
-    if c.mixed:
-        by = lambda lab: ", ".join(str(f.frequency) for f in c.frequencies if f.label == lab)  # noqa: E731
-        why, numbers = "key frequencies run different circuits", f"{numbers}; clocks at {by('clock')}, pizzas at {by('pizza')}"
-    elif votes == {"unclear"}:
-        why = "neither line is conclusive"
-    elif "unclear" in votes:
-        why = "a line is inconclusive"
-    else:
-        why = "the lines disagree"
-    return f"Ambiguous: {why} ({numbers}); {acc}."
+    circles = "; ".join(_circle_text(k) for k in c.circles) or "no key frequencies"
+    numbers = (f"circles {circles}; whole model GS {c.gradient_symmetricity:.2f}, DI {c.distance_irrelevance:.2f} "
+               f"-> {c.evidence['whole_model']}")
+    votes = [v for k, v in c.evidence.items() if v != "accompanying"]
+    agree = round(c.confidence * len(votes))
+    head = {"clock": f"Clock: {agree} of {len(votes)} votes agree",
+            "pizza": f"Pizza: {agree} of {len(votes)} votes agree",
+            "mixed": "Mixed: the main circles include clocks and pizzas",
+            "ambiguous": "Ambiguous: the evidence conflicts or is inconclusive"}[c.label]
+    return f"{head} ({numbers}); {acc}."
 
 
 def classify(checkpoint_or_model, config=None) -> Classification:

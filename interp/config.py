@@ -16,6 +16,13 @@ from interp.errors import ConfigError
 
 ACT_FNS = ("relu", "gelu")
 BIASES = ("none", "mlp", "all")
+# Weight initialisation (REFERENCES §2): "nanda" every matrix N(0, 1/d_model), W_U N(0, 1/d_vocab)
+# (Nanda et al.'s code); "zhong" the same but W_in N(0, 1/d_mlp) (Zhong et al.'s training script).
+INITS = ("nanda", "zhong")
+# Warm-up schedule: "nanda" lr * min(1, (s + 1) / warmup_steps) on update s + 1 (the first update
+# already moves); "zhong" Zhong et al.'s LambdaLR(min(s / warmup_steps, 1)): update 1 has lr 0
+# (it only fills AdamW's moments), the full rate is reached on update warmup_steps + 1.
+WARMUPS = ("nanda", "zhong")
 
 
 def _show(v) -> str:
@@ -101,6 +108,7 @@ class ModelConfig(_Config):
     diff_vocab: bool = False  # b tokens offset by p (Clock/Pizza option)
     causal: bool = True
     biases: str = "none"  # which biases are trained: none (frozen at 0), mlp, all
+    init: str = "nanda"  # weight initialisation, see INITS
 
     def __post_init__(self):
         _int(self, "p", 2)
@@ -115,6 +123,8 @@ class ModelConfig(_Config):
             _bool(self, name)
         if self.biases not in BIASES:
             raise ConfigError(f"ModelConfig.biases must be one of {BIASES}, got {_show(self.biases)}")
+        if self.init not in INITS:
+            raise ConfigError(f"ModelConfig.init must be one of {INITS}, got {_show(self.init)}")
 
     @classmethod
     def with_width(cls, d_model: int, **kw) -> "ModelConfig":
@@ -149,6 +159,7 @@ class TrainConfig(_Config):
     weight_decay: float = 1.0
     betas: tuple[float, float] = (0.9, 0.98)
     warmup_steps: int = 10
+    warmup: str = "nanda"  # warm-up schedule, see WARMUPS
     grokfast_alpha: float = 0.98  # EMA filter (Lee et al. 2024); off while grokfast_lambda == 0
     grokfast_lambda: float = 0.0
     seed: int = 999  # model initialisation
@@ -169,6 +180,8 @@ class TrainConfig(_Config):
             if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0 <= b < 1:
                 raise ConfigError(f"TrainConfig.betas must be in [0, 1), got {_show(self.betas)}")
         _int(self, "warmup_steps", 0)
+        if self.warmup not in WARMUPS:
+            raise ConfigError(f"TrainConfig.warmup must be one of {WARMUPS}, got {_show(self.warmup)}")
         _float(self, "grokfast_alpha", 0.0, 1.0, hi_open=True)
         _float(self, "grokfast_lambda", 0.0, 100.0)
         _int(self, "seed", 0)

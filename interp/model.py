@@ -176,13 +176,17 @@ class Transformer(HookedRootModule):
 
     @torch.no_grad()
     def init_weights(self, seed: int) -> None:
-        """Nanda et al.'s initialisation: N(0, 1/d_model) for every matrix, W_U N(0, 1/d_vocab); biases 0."""
+        """cfg.init "nanda": N(0, 1/d_model) for every matrix, W_U N(0, 1/d_vocab); biases 0 (Nanda et al.).
+        "zhong": the same but W_in N(0, 1/d_mlp) (Zhong et al.'s code; config.INITS)."""
         g = torch.Generator().manual_seed(seed)
         for name, p in self.named_parameters():
             if name.split(".")[-1].startswith("b_"):
                 p.zero_()
             else:
-                std = 1 / math.sqrt(self.cfg.d_vocab if name == "unembed.W_U" else self.cfg.d_model)
+                fan = {"unembed.W_U": self.cfg.d_vocab}.get(name, self.cfg.d_model)
+                if self.cfg.init == "zhong" and name.endswith("mlp.W_in"):
+                    fan = self.cfg.d_mlp
+                std = 1 / math.sqrt(fan)
                 p.copy_(torch.randn(p.shape, generator=g) * std)
         self.freeze_biases()
 

@@ -261,7 +261,48 @@ def isolated_circles(circles: list, title: str = "Isolated circles") -> go.Figur
     return fig.update_layout(title=title, height=360 * rows + 100, width=340 * cols + 80)
 
 
-_LABEL_COLORS = {"pizza": "#ef553b", "clock": "#636efa", "ambiguous": "#ab63fa", "non-generalizing": "#b0b0b0"}
+def circle_panels(circles: list, labels: list[str] | None = None, title: str = "Each circle alone") -> go.Figure:
+    """Two rows, one column per isolated circle (`circles.isolate_circles(model, frequencies=...)`):
+    the tokens on the circle's embedding plane, and the re-run model's correct logit by (a + b) mod p
+    (rows) and (a - b) mod p (columns), the map distance irrelevance summarises: flat along a - b
+    (each row one colour) for a clock, banded along a - b for a pizza. `labels`: the classifier's
+    label of each circle, shown in its title."""
+    from interp.circles import IsolatedCircle, sum_difference_table
+
+    if not circles:
+        raise PlotError("circle_panels needs at least one IsolatedCircle")
+    for c in circles:
+        _check(c, IsolatedCircle, "circle_panels")
+        if c.table is None:
+            raise PlotError("circle_panels needs circles measured with their logit table (circles.isolate_circles)")
+    labels = labels or [""] * len(circles)
+    if len(labels) != len(circles):
+        raise PlotError(f"circle_panels: {len(labels)} labels for {len(circles)} circles")
+    n = len(circles)
+    titles = [f"frequency {c.frequency}{': ' + lab if lab else ''}<br>DI {c.distance_irrelevance:.2f}, "
+              f"pizza {c.pizza_fve:.2f} / clock {c.clock_fve:.2f}" for c, lab in zip(circles, labels)]
+    fig = make_subplots(rows=2, cols=n, subplot_titles=titles + [f"correct logit, circle {c.frequency} alone" for c in circles],
+                        vertical_spacing=0.14, horizontal_spacing=0.04)
+    for i, c in enumerate(circles):
+        p = c.points.shape[0]
+        fig.add_trace(go.Scatter(x=c.points[:, 0].tolist(), y=c.points[:, 1].tolist(), mode="markers",
+                                 text=[f"token {t}" for t in range(p)], hoverinfo="text",
+                                 marker=dict(color=list(range(p)), colorscale="Twilight", size=5), showlegend=False),
+                      row=1, col=i + 1)
+        M = sum_difference_table(c.table)
+        fig.add_trace(go.Heatmap(z=M.tolist(), colorscale="Viridis", showscale=False,
+                                 hovertemplate="a+b=%{y}, a-b=%{x}: %{z:.2f}<extra></extra>"), row=2, col=i + 1)
+        fig.update_xaxes(title_text="(a - b) mod p", row=2, col=i + 1)
+    fig.update_xaxes(showticklabels=False, row=1)
+    fig.update_yaxes(showticklabels=False, row=1)
+    fig.update_yaxes(title_text="(a + b) mod p", autorange="reversed", row=2, col=1)
+    fig.update_yaxes(autorange="reversed", row=2)
+    fig.update_annotations(font_size=11)
+    return fig.update_layout(title=title, height=640, width=260 * n + 120)
+
+
+_LABEL_COLORS = {"pizza": "#ef553b", "clock": "#636efa", "mixed": "#00a08a", "ambiguous": "#ab63fa",
+                 "non-generalizing": "#b0b0b0"}
 
 
 def phase_diagram(rows: list[dict], x: str = "attn_rate", y: str = "d_model", color: str = "classify.label",

@@ -13,8 +13,9 @@ from interp.errors import ConfigError
 NANDA = (ModelConfig(), TrainConfig(steps=25_000, log_every=100, checkpoint_every=250))
 
 # Zhong et al. 2023 (REFERENCES §2): p = 59, [a, b], no mask, MLP biases only, 80 % train, wd 2.
-_PIZZA_MODEL = ModelConfig(p=59, eq_token=False, causal=False, biases="mlp")
-_PIZZA_TRAIN = TrainConfig(train_frac=0.8, steps=20_000, lr=1e-3, weight_decay=2.0, warmup_steps=10,
+# Their code's choices: W_in ~ N(0, 1/d_mlp) (init "zhong") and a warm-up whose first update has lr 0.
+_PIZZA_MODEL = ModelConfig(p=59, eq_token=False, causal=False, biases="mlp", init="zhong")
+_PIZZA_TRAIN = TrainConfig(train_frac=0.8, steps=20_000, lr=1e-3, weight_decay=2.0, warmup_steps=10, warmup="zhong",
                            seed=0, data_seed=0, log_every=100, checkpoint_every=1000)
 
 PRESETS: dict[str, tuple[ModelConfig, TrainConfig]] = {

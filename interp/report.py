@@ -82,6 +82,7 @@ h1 { font-size: 24px; margin: 8px 0 4px; } h2 { font-size: 19px; margin: 34px 0 
 .verdict { display: flex; gap: 18px; align-items: center; margin: 16px 0; padding: 14px 18px; border-radius: 8px; background: #f3f4f8; }
 .badge { font-size: 22px; font-weight: 600; color: #fff; padding: 6px 16px; border-radius: 6px; white-space: nowrap; }
 .clock { background: #636efa; } .pizza { background: #ef553b; } .ambiguous { background: #ab63fa; } .non-generalizing { background: #888; }
+.mixed { background: #00a08a; } .accompanying { background: #999; } .unclear { background: #bbb; }
 .warn { padding: 10px 14px; background: #fff4e0; border-left: 4px solid #f0a020; margin: 10px 0; }
 table { border-collapse: collapse; margin: 8px 0; font-size: 14px; }
 th, td { padding: 4px 12px; border-bottom: 1px solid #e4e4e4; text-align: left; vertical-align: top; }
@@ -101,7 +102,7 @@ def _anchor(title: str) -> str:
 
 
 def _tag(label: str) -> str:
-    css = label if label in C.LABELS else ""
+    css = label if label in C.LABELS + C.CIRCLE_LABELS else ""
     return f'<span class="tag {css}" style="{"" if css else "background:#aaa"}">{_e(label)}</span>'
 
 
@@ -109,20 +110,20 @@ def _score_rows(c: C.Classification) -> list[tuple]:
     """(score, value, clock reference, pizza reference, how the verdict uses it, reads as)."""
     gs, di = c.gradient_symmetricity, c.distance_irrelevance
     (gs_b, gs_a), (di_b, di_a) = PAPER["gradient_symmetricity"], PAPER["distance_irrelevance"]
+    whole = c.evidence.get("whole_model", "")
     return [
         ("accuracy (all p² pairs)", c.accuracy, "—", "—",
          f"≥ {C.ACCURACY_MIN} for any algorithm label", "solves the task" if c.accuracy >= C.ACCURACY_MIN else "does not generalize"),
         ("gradient symmetricity (GS)", gs, f"≤ {C.GS_CLOCK} (paper: {gs_b})", f"≥ {C.GS_PIZZA} (paper: {gs_a})",
-         "line 1, with DI", c.evidence.get("gs_di", "")),
-        ("distance irrelevance (DI)", di, f"≥ {C.DI_CLOCK} (paper: {di_b})", f"≤ {C.DI_PIZZA} (paper: {di_a})",
-         "line 1, with GS", c.evidence.get("gs_di", "")),
+         "whole-model vote", whole),
+        ("distance irrelevance (DI)", di, f"≥ {C.DI_CLOCK} (paper: {di_b})", f"no bar (paper: {di_a})",
+         "whole-model vote, clock side", whole),
         ("DI, largest wrong logit", c.distance_irrelevance_max_wrong, "—", "—",
-         "their training script's variant; not used", ""),
-        ("clock template FVE", c.clock_template_fve, f"≥ {C.TEMPLATE_FVE_MIN}, and pizza ≤ {1 - C.TEMPLATE_MARGIN:.2f}× it",
-         "paper, Model A: 0.75", "line 2, with the pizza template", c.evidence.get("templates", "")),
-        ("pizza template FVE", c.pizza_template_fve, f"an exact clock: {1 - C.IDEAL_R:.2f}× the clock FVE",
-         f"≥ {C.TEMPLATE_FVE_MIN}, and clock ≤ {1 - C.TEMPLATE_MARGIN:.2f}× it (paper, Model A: 0.98)",
-         "line 2, with the clock template", c.evidence.get("templates", "")),
+         "their run table's variant; shown only", ""),
+        ("clock template FVE (whole model)", c.clock_template_fve, "—", "paper, Model A: 0.75 (isolated circles)",
+         "shown only: see the circles", ""),
+        ("pizza template FVE (whole model)", c.pizza_template_fve, "—", "paper, Model A: 0.98 (isolated circles)",
+         "shown only: see the circles", ""),
         ("exact pizza template FVE", c.pizza_exact_template_fve, "—", "high", "shown only", ""),
         ("circularity", c.circularity, f"≥ {CIRCULARITY_CLEAN} = clean circles", f"≥ {CIRCULARITY_CLEAN} = clean circles",
          "shown only (the paper's filter)", "clean circles" if c.circularity >= CIRCULARITY_CLEAN else "not clean circles"),
@@ -138,15 +139,25 @@ def _scores_table(c: C.Classification) -> str:
     return f"<table>{head}{rows}</table>"
 
 
-def _frequency_table(c: C.Classification) -> str:
-    if not c.frequencies:
-        return "<p class='note'>No key frequencies: neither the embedding nor the logits have a sparse Fourier spectrum.</p>"
-    head = "<tr><th>frequency k</th><th>share of logit variance</th><th>clock FVE</th><th>pizza FVE</th><th>label</th></tr>"
-    rows = "".join(f"<tr><td class='num'>{f.frequency}</td><td class='num'>{f.logit_share:.3f}</td>"
-                   f"<td class='num'>{f.clock_fve:.3f}</td><td class='num'>{f.pizza_fve:.3f}</td><td>{_tag(f.label)}</td></tr>"
-                   for f in c.frequencies)
-    return (f"<table>{head}{rows}</table><p class='note'>Per-frequency labels count for frequencies carrying at least "
-            f"{C.FREQUENCY_SHARE_MIN:.0%} of the logit variance.</p>")
+def _circle_table(c: C.Classification) -> str:
+    if not c.circles:
+        why = ("the model does not generalize" if c.label == "non-generalizing"
+               else "no key frequencies: neither the embedding nor the logits have a sparse Fourier spectrum")
+        return f"<p class='note'>No circles analysed: {_e(why)}.</p>"
+    head = ("<tr><th>frequency k</th><th>share of W_E variance</th><th>accuracy alone</th><th>GS</th><th>DI</th>"
+            "<th>DI, largest wrong</th><th>clock FVE</th><th>pizza FVE</th><th>output at</th><th>label</th></tr>")
+    rows = "".join(
+        f"<tr><td class='num'>{k.frequency}</td><td class='num'>{k.variance_share:.3f}</td><td class='num'>{k.accuracy:.3f}</td>"
+        f"<td class='num'>{k.gradient_symmetricity:.3f}</td><td class='num'>{k.distance_irrelevance:.3f}</td>"
+        f"<td class='num'>{k.distance_irrelevance_max_wrong:.3f}</td><td class='num'>{k.clock_fve:.3f}</td>"
+        f"<td class='num'>{k.pizza_fve:.3f}</td><td class='num'>{k.output_frequency} ({k.output_share:.0%})</td>"
+        f"<td>{_tag(k.label)}</td></tr>" for k in c.circles)
+    return (f"<table>{head}{rows}</table><p class='note'>Each row: the embedding kept at that frequency only (its "
+            f"circle and the mean), the model re-run on all p² pairs. Pizza: pizza template ahead of the clock template "
+            f"by ≥ {C.CIRCLE_MARGIN:.0%} and DI ≤ {C.CIRCLE_DI_PIZZA}; clock: DI ≥ "
+            f"{C.CIRCLE_DI_CLOCK} with the pizza template not ahead by that margin; accompanying: less than {C.ACCOMPANYING_OWN_SHARE:.0%} of its logits sit at its own "
+            f"frequency (it feeds the circle named under “output at”). Confidence {c.confidence:.2f}: "
+            f"{_e(c.confidence_means)}.</p>")
 
 
 def _compact(fig):
@@ -246,7 +257,15 @@ def _model_sections(page: _Page, model, c: C.Classification, notes: list[str]) -
     page.section("Key frequencies", "Norm of each Fourier component of the token embedding W_E; key frequencies in "
                  "red. A trained model concentrates on a few.")
     page.figure(plots.embedding_norms(emb))
-    page.add(_frequency_table(c))
+    page.section("Circles", "The paper's own evidence: each circle of the embedding alone. Top: the tokens on the "
+                 "circle's plane. Bottom: the re-run model's correct logit by (a + b) (rows) and (a − b) (columns), what "
+                 "distance irrelevance measures: flat along a − b for a clock, banded for a pizza.")
+    page.add(_circle_table(c))
+    if c.circles:
+        from interp.circles import isolate_circles
+
+        isolated = isolate_circles(model, frequencies=[k.frequency for k in c.circles])
+        page.figure(plots.circle_panels(isolated, [k.label for k in c.circles]))
     page.section("Embedding circles", "Each token on its key frequency's (cos k, sin k) plane: clock and pizza both "
                  "place the tokens on circles, in order of t·k mod p.")
     if keys:
@@ -313,8 +332,9 @@ def render(path_or_model, config=None, *, every: int | None = None, progress: bo
         model, c, name = _load(path_or_model, config)
         stage("probes")
         page, notes = _Page(), []
-        page.section("Scores", "The classifier's two lines of evidence (Zhong et al. 2023) beside the thresholds it "
-                     "uses and the paper's values (Table 1: Model A pizza, Model B clock).")
+        page.section("Scores", "Whole-model scores (Zhong et al. 2023) beside the thresholds the classifier uses and "
+                     "the paper's values (Table 1: Model A pizza, Model B clock). The verdict combines the whole-model "
+                     "GS/DI vote with one vote per circle (section Circles).")
         page.add(_scores_table(c))
         _model_sections(page, model, c, notes)
         if run_dir is not None:

@@ -52,8 +52,10 @@ def evaluate(model: Transformer, tokens: torch.Tensor, labels: torch.Tensor) -> 
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
-    """Linear warm-up over `warmup_steps` updates, then constant."""
-    return cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else cfg.lr
+    """Learning rate of update `step + 1`: linear warm-up over `warmup_steps` updates, then constant.
+    cfg.warmup "zhong" lags one update behind "nanda" (its first update has lr 0; config.WARMUPS)."""
+    done = step if cfg.warmup == "zhong" else step + 1
+    return cfg.lr * min(1.0, done / cfg.warmup_steps) if cfg.warmup_steps else cfg.lr
 
 
 class Grokfast:

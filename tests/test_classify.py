@@ -7,12 +7,13 @@ import importlib.util
 import json
 from pathlib import Path
 
+from types import SimpleNamespace
+
 import pytest
 
 import interp
 from interp.cli import main
 from interp.errors import InterpError
-from interp.metrics import FrequencyFit, TemplateFits
 
 C = importlib.import_module("interp.classifier")  # the module; the package re-exports its function classify
 
@@ -22,7 +23,7 @@ ROOT = Path(__file__).parent.parent
 
 @pytest.fixture(scope="module")
 def verdicts():
-    return {name: C.classify(FIXTURES / f"{name}.safetensors") for name in ("clock", "pizza", "non_generalizing")}
+    return {name: C.classify(FIXTURES / f"{name}.safetensors") for name in ("clock", "pizza", "mixed", "non_generalizing")}
 
 
 def test_fixtures_are_small():
@@ -30,25 +31,44 @@ def test_fixtures_are_small():
         assert f.stat().st_size < 300_000, f
 
 
-def test_clock_fixture_is_a_clock(verdicts):
+def main_circles(v):
+    return [c for c in v.circles if c.label != "accompanying"]
+
+
+def test_clock_fixture_is_a_clock_circle_by_circle(verdicts):
     v = verdicts["clock"]
-    assert v.label == "clock" and v.evidence == {"gs_di": "clock", "templates": "clock"}
-    assert v.gradient_symmetricity < C.GS_CLOCK and v.distance_irrelevance > C.DI_CLOCK
-    assert v.clock_template_fve > v.pizza_template_fve
-    assert all(f.label != "pizza" for f in v.frequencies)
+    assert v.label == "clock" and v.evidence["whole_model"] == "clock" and v.confidence == 1.0
+    assert main_circles(v) and all(c.label == "clock" for c in main_circles(v))
+    for c in main_circles(v):  # each clock circle alone: the correct logit ignores a - b
+        assert c.distance_irrelevance >= C.CIRCLE_DI_CLOCK and c.clock_fve > c.pizza_fve
+    assert v.gradient_symmetricity <= C.GS_CLOCK and v.distance_irrelevance >= C.DI_CLOCK
 
 
-def test_pizza_fixture_is_a_pizza(verdicts):
+def test_pizza_fixture_is_a_pizza_circle_by_circle(verdicts):
     v = verdicts["pizza"]
-    assert v.label == "pizza" and v.evidence == {"gs_di": "pizza", "templates": "pizza"}
-    assert v.gradient_symmetricity > C.GS_PIZZA and v.distance_irrelevance < C.DI_PIZZA
-    assert v.pizza_template_fve > v.clock_template_fve and v.pizza_exact_template_fve > v.clock_template_fve
-    assert all(f.label != "clock" for f in v.frequencies)
+    assert v.label == "pizza" and v.evidence["whole_model"] == "pizza" and v.confidence >= 0.75
+    pizzas = [c for c in v.circles if c.label == "pizza"]
+    assert len(pizzas) >= 2 and not any(c.label == "clock" for c in v.circles)
+    for c in pizzas:
+        assert c.distance_irrelevance <= C.CIRCLE_DI_PIZZA and c.pizza_fve > c.clock_fve
+    assert v.gradient_symmetricity >= C.GS_PIZZA + 0.01  # not on the edge of the whole-model vote
+
+
+def test_mixed_fixture_has_clock_and_pizza_circles(verdicts):
+    v = verdicts["mixed"]
+    labels = {c.label for c in v.circles}
+    assert v.label == "mixed" and v.mixed and {"clock", "pizza"} <= labels
+    for c in v.circles:
+        if c.label == "clock":
+            assert c.distance_irrelevance >= C.CIRCLE_DI_CLOCK
+        if c.label == "pizza":
+            assert c.distance_irrelevance <= C.CIRCLE_DI_PIZZA and c.pizza_fve > c.clock_fve
+    assert "Mixed" in v.explanation
 
 
 def test_non_generalizing_fixture_gets_no_algorithm_label(verdicts):
     v = verdicts["non_generalizing"]
-    assert v.label == "non-generalizing" and v.accuracy < C.ACCURACY_MIN
+    assert v.label == "non-generalizing" and v.accuracy < C.ACCURACY_MIN and v.circles == []
     assert "no algorithm label" in v.explanation
 
 
@@ -59,6 +79,10 @@ def test_results_carry_every_field_in_range(verdicts):
         assert [f.frequency for f in v.frequencies] == v.key_frequencies
         assert v.explanation and "\n" not in v.explanation
         assert "fixtures" in v.source
+        for c in v.circles:
+            assert c.label in C.CIRCLE_LABELS and c.frequency in v.key_frequencies
+            assert 0 <= c.variance_share <= 1 and 0 <= c.accuracy <= 1 and 0 <= c.output_share <= 1
+            assert (c.accompanies is not None) == (c.label == "accompanying")
 
 
 def test_to_dict_and_json_have_the_same_fields(verdicts):
@@ -69,6 +93,10 @@ def test_to_dict_and_json_have_the_same_fields(verdicts):
     for name in ("gradient_symmetricity", "distance_irrelevance", "distance_irrelevance_max_wrong", "circularity",
                  "accuracy", "clock_template_fve", "pizza_template_fve", "key_frequencies", "label", "confidence"):
         assert d[name] == getattr(v, name)
+    circle_fields = {"frequency", "label", "variance_share", "accuracy", "gradient_symmetricity", "distance_irrelevance",
+                     "distance_irrelevance_max_wrong", "clock_fve", "pizza_fve", "output_frequency", "accompanies"}
+    assert d["circles"] and all(circle_fields <= set(c) for c in d["circles"])
+    assert "share of the evidence" in d["confidence_means"]
 
 
 def test_classify_takes_a_loaded_model_and_a_run_directory(tmp_path, verdicts):
@@ -81,50 +109,78 @@ def test_classify_takes_a_loaded_model_and_a_run_directory(tmp_path, verdicts):
         C.classify(42)
 
 
-# ---- the decision rule on planted numbers --------------------------------------------------------
-def fits(pizza: float, clock: float, per_freq=()) -> TemplateFits:
-    return TemplateFits([k for k, *_ in per_freq], clock, pizza, pizza, [FrequencyFit(*f) for f in per_freq])
+# ---- the decision rule on planted votes ----------------------------------------------------------
+def test_agreeing_votes_give_the_label_and_confidence_is_their_share():
+    assert C.decide(1.0, "pizza", ["pizza", "pizza", "pizza"]) == ("pizza", 1.0)
+    assert C.decide(1.0, "clock", ["clock", "clock"]) == ("clock", 1.0)
+    assert C.decide(1.0, "unclear", ["pizza", "pizza", "pizza"]) == ("pizza", 0.75)  # 3 of 4 votes
+    assert C.decide(1.0, "pizza", ["pizza", "unclear", "unclear"]) == ("ambiguous", 0.5)  # half is not a majority
 
 
-def test_two_agreeing_lines_give_the_label():
-    assert C.decide(1.0, 0.99, 0.2, fits(0.95, 0.78))[0] == "pizza"
-    assert C.decide(1.0, 0.3, 0.85, fits(0.8, 0.98))[0] == "clock"
+def test_accompanying_circles_do_not_vote():
+    authors_model_a = ["pizza", "pizza", "pizza", "accompanying", "accompanying", "accompanying"]
+    assert C.decide(1.0, "pizza", authors_model_a) == ("pizza", 1.0)
 
 
-def test_disagreeing_lines_give_ambiguous_not_a_coin_toss():
-    assert C.decide(1.0, 0.99, 0.2, fits(0.8, 0.98))[0] == "ambiguous"  # GS/DI pizza, templates clock
-    assert C.decide(1.0, 0.3, 0.85, fits(0.95, 0.78))[0] == "ambiguous"  # GS/DI clock, templates pizza
-    assert C.decide(1.0, 0.95, 0.5, fits(0.95, 0.78))[0] == "ambiguous"  # GS/DI inconclusive
-    assert C.decide(1.0, 0.99, 0.2, fits(0.90, 0.88))[0] == "ambiguous"  # templates inconclusive
-    assert C.decide(1.0, 0.99, 0.2, fits(0.40, 0.30))[0] == "ambiguous"  # templates fit poorly
+def test_a_vote_for_the_other_algorithm_makes_it_ambiguous():
+    assert C.decide(1.0, "clock", ["pizza", "pizza", "pizza"])[0] == "ambiguous"  # circles pizza, GS/DI clock
+    assert C.decide(1.0, "pizza", ["clock"])[0] == "ambiguous"
+    label, conf = C.decide(1.0, "unclear", ["unclear", "unclear"])
+    assert label == "ambiguous" and conf == 1.0  # no vote backs either algorithm
+    assert C.decide(1.0, "pizza", [])[0] == "pizza"  # no circles: the whole-model vote alone
 
 
-def test_a_key_frequency_running_the_other_circuit_makes_it_ambiguous():
-    mixed = fits(0.95, 0.82, [(3, 0.7, 0.80, 0.99), (7, 0.3, 0.99, 0.81)])
-    assert C.decide(1.0, 0.99, 0.2, mixed)[0] == "ambiguous"
-    minor = fits(0.95, 0.82, [(3, 0.97, 0.80, 0.99), (7, 0.03, 0.99, 0.81)])  # below FREQUENCY_SHARE_MIN
-    assert C.decide(1.0, 0.99, 0.2, minor)[0] == "pizza"
+def test_clock_and_pizza_circles_make_it_mixed_whatever_the_whole_model_says():
+    for whole in ("clock", "pizza", "unclear"):
+        assert C.decide(1.0, whole, ["clock", "pizza"]) == ("mixed", 1.0)
+    assert C.decide(1.0, "unclear", ["clock", "pizza", "unclear", "accompanying"]) == ("mixed", 2 / 3)
 
 
-def test_low_accuracy_is_non_generalizing_whatever_the_metrics_say():
-    label, conf = C.decide(0.85, 0.99, 0.2, fits(0.95, 0.78))
-    assert label == "non-generalizing" and conf == 1.0
+def test_low_accuracy_is_non_generalizing_whatever_the_votes():
+    assert C.decide(0.85, "pizza", ["pizza", "pizza"]) == ("non-generalizing", 1.0)
 
 
-def test_confidence_grows_with_distance_from_the_thresholds():
-    near = C.decide(1.0, C.GS_PIZZA + 0.001, 0.2, fits(0.95, 0.78))
-    far = C.decide(1.0, 0.999, 0.2, fits(0.95, 0.78))
-    assert near[0] == far[0] == "pizza" and 0 <= near[1] < 0.1 < far[1] <= 1
-    torn = C.decide(1.0, 0.99, 0.1, fits(0.78, 0.98))  # strongly pizza by GS/DI, strongly clock by templates
-    barely = C.decide(1.0, C.GS_PIZZA - 0.001, 0.2, fits(0.95, 0.78))
-    assert torn[0] == barely[0] == "ambiguous" and barely[1] < 0.1 < torn[1] <= 1
+def circle(**kw):
+    base = dict(frequency=3, pizza_fve=0.99, clock_fve=0.77, distance_irrelevance=0.05, output_frequency=3,
+                frequency_output_share=0.95)
+    return SimpleNamespace(**{**base, **kw})
+
+
+def test_circle_labels_on_planted_numbers():
+    # the authors' Model A circles (REFERENCES §2): pizza 0.99 vs clock 0.77, DI 0.02-0.07
+    assert C.circle_label(circle()) == ("pizza", None)
+    # their Model B circles: DI 0.99-1.00, the clock template ahead
+    assert C.circle_label(circle(pizza_fve=0.80, clock_fve=0.99, distance_irrelevance=0.99)) == ("clock", None)
+    # a circle at 2k whose logits sit at k: accompanying, and it says which
+    assert C.circle_label(circle(frequency=6, output_frequency=3, frequency_output_share=0.05,
+                                 pizza_fve=0.02, clock_fve=0.01)) == ("accompanying", 3)
+    # templates and DI disagree, or neither template fits: unclear
+    assert C.circle_label(circle(distance_irrelevance=0.95))[0] == "unclear"
+    assert C.circle_label(circle(pizza_fve=0.80, clock_fve=0.99, distance_irrelevance=0.3))[0] == "unclear"
+    assert C.circle_label(circle(pizza_fve=0.45, clock_fve=0.30))[0] == "unclear"  # the pizza template fits poorly
+    assert C.circle_label(circle(pizza_fve=0.90, clock_fve=0.89))[0] == "unclear"  # within the margin
+    # a clock needs DI near 1 and the pizza template not clearly ahead; weak template fits are fine
+    assert C.circle_label(circle(pizza_fve=0.42, clock_fve=0.44, distance_irrelevance=0.97))[0] == "clock"
+    assert C.circle_label(circle(pizza_fve=0.78, clock_fve=0.69, distance_irrelevance=0.97))[0] == "unclear"
+
+
+def test_whole_model_vote():
+    assert C.whole_model_vote(0.994, 0.172) == "pizza"  # the authors' Model A (Table 1)
+    assert C.whole_model_vote(0.994, 0.6) == "pizza"  # DI alone spreads widely across pizza seeds
+    assert C.whole_model_vote(0.31, 0.85) == "clock"  # their Model B
+    assert C.whole_model_vote(0.95, 0.85) == "unclear"
+    assert C.whole_model_vote(0.5, 0.3) == "unclear"
+
+
+def test_confidence_is_explained_for_the_cli_help():
+    assert "share of the evidence" in C.CONFIDENCE_HELP and all(len(line) < 110 for line in C.CONFIDENCE_HELP.splitlines())
 
 
 # ---- CLI ---------------------------------------------------------------------------------------
 def test_cli_prints_the_verdict_and_exits_0(capsys):
     assert main(["classify", str(FIXTURES / "pizza.safetensors")]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("pizza (confidence") and "gradient_symmetricity" in out and "Pizza: both lines agree" in out
+    assert out.startswith("pizza (confidence") and "gradient_symmetricity" in out and "Pizza: " in out and "votes agree" in out
 
 
 def test_cli_json_is_the_result_dict(capsys, verdicts):
@@ -154,3 +210,9 @@ def test_pizza_fixture_regenerates_bit_for_bit(tmp_path):
     spec.loader.exec_module(make_fixtures)
     path = make_fixtures.make("pizza", tmp_path)
     assert path.read_bytes() == (FIXTURES / "pizza.safetensors").read_bytes()
+
+
+def test_cli_texts_for_the_classify_command(verdicts):
+    assert C.CONFIDENCE_HELP in C.CLI_DESCRIPTION and "mixed" in C.CLI_DESCRIPTION
+    lines = C.circle_lines(verdicts["clock"])
+    assert len(lines) == len(verdicts["clock"].circles) and "accompanying" in lines[1] and "(output at 5)" in lines[1]

@@ -67,8 +67,8 @@ def test_report_and_classify_json_for_scripts(demo, tmp_path, capsys):
     assert main(["report", str(run_dir), "-o", str(tmp_path / "r.html"), "--json", "--quiet"]) == 0
     got = json.loads(capsys.readouterr().out)
     assert got["report"] == str(tmp_path / "r.html") and got["url"].startswith("file://")
-    assert got["classification"]["label"] in ("clock", "pizza", "ambiguous", "non-generalizing")
-    assert len(got["figures"]) == 8 and (tmp_path / "r.html").stat().st_size == got["bytes"]
+    assert got["classification"]["label"] in ("clock", "pizza", "mixed", "ambiguous", "non-generalizing")
+    assert len(got["figures"]) == 9 and (tmp_path / "r.html").stat().st_size == got["bytes"]
     assert main(["classify", str(run_dir), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["label"] == got["classification"]["label"]
 

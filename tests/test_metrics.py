@@ -204,3 +204,33 @@ def test_templates_without_key_frequencies_explain_nothing():
 def test_bad_table_shape_is_a_clear_error():
     with pytest.raises(M.MetricError, match=r"\[p, p, p\]"):
         M.accuracy(torch.zeros(5, 5))
+
+
+# ---- circles: isolation of diff_vocab models, where a circle's output sits -------------------------
+def test_isolating_a_frequency_cuts_the_a_and_b_embeddings_of_a_diff_vocab_model_alike():
+    from interp import circles
+    from interp.fourier import frequency_norms
+
+    model = Transformer(small_cfg(eq_token=False, causal=False, diff_vocab=True), seed=4)
+    iso = circles.isolated_model(model, frequency=5)
+    for start in (0, P):  # a-tokens W_E[:p], b-tokens W_E[p:2p]: each keeps only frequency 5 and its mean
+        X, Y = model.W_E[start:start + P].detach().double(), iso.W_E[start:start + P].detach().double()
+        assert torch.allclose(Y.mean(0), X.mean(0), atol=1e-6)
+        norms = frequency_norms(Y - Y.mean(0))
+        assert norms[4] == pytest.approx(frequency_norms(X - X.mean(0))[4].item(), rel=1e-5)
+        assert norms[torch.arange(len(norms)) != 4].max() < 1e-5
+    assert torch.equal(iso.W_pos, model.W_pos) and torch.equal(iso.W_U, model.W_U)
+    with pytest.raises(M.MetricError, match="isolate by frequency"):
+        circles.isolated_model(model, (0, 1))
+
+
+def test_output_spectrum_finds_the_frequency_the_logits_sit_at():
+    from interp import circles
+
+    a, b = grid()
+    c = torch.arange(P)[None, None, :]
+    table = torch.cos(2 * math.pi * 4 * (a[..., None] + b[..., None] - c) / P) + 0.1 * torch.cos(2 * math.pi * 9 * c / P)
+    spectrum = circles.output_spectrum(table)
+    assert spectrum.shape == (P // 2,) and spectrum.sum().item() == pytest.approx(1.0)
+    assert int(spectrum.argmax()) + 1 == 4 and spectrum[3] > 0.99
+    assert spectrum[8].item() == pytest.approx(0.01 / 1.01, rel=1e-6)  # energy 0.1^2 against 1 of the clock term

@@ -80,3 +80,21 @@ def test_progress_curves_shade_the_detected_phases():
 def test_wrong_input_raises(fn):
     with pytest.raises(InterpError, match="needs a"):
         fn(torch.zeros(3))
+
+
+def test_circle_panels_show_each_circle_and_its_sum_difference_map(pizza_model):
+    from interp.circles import isolate_circles, sum_difference_table
+
+    circles = isolate_circles(pizza_model, frequencies=[1, 4])
+    fig = plots.circle_panels(circles, ["pizza", "accompanying"])
+    assert len(fig.data) == 4 and [t.type for t in fig.data] == ["scatter", "heatmap"] * 2
+    assert len(fig.data[0].x) == P
+    assert torch.allclose(torch.tensor(fig.data[1].z, dtype=torch.float64), sum_difference_table(circles[0].table))
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles[0].startswith("frequency 1: pizza") and titles[1].startswith("frequency 4: accompanying")
+    with pytest.raises(InterpError, match="at least one"):
+        plots.circle_panels([])
+    with pytest.raises(InterpError, match="2 labels for 1 circles|1 labels"):
+        plots.circle_panels(circles[:1], ["pizza", "clock"])
+    with pytest.raises(InterpError, match="needs a"):
+        plots.circle_panels([torch.zeros(3)])

@@ -45,8 +45,9 @@ def test_run_directory_report_is_one_self_contained_page(written, run_dir):
     assert not re.search(r"<script[^>]*\ssrc=|<link[^>]*href=[\"']?https?:", text)
     assert len(text) < 6e6
     figures = re.findall(r'class="plotly-graph-div"', text)
-    assert len(figures) == len(rep.figures) == 8 and not rep.notes
+    assert len(figures) == len(rep.figures) == 9 and not rep.notes  # 8 + the circles figure
     assert "Training curves" in rep.figures and any(f.startswith("Progress measures") for f in rep.figures)
+    assert "Each circle alone" in rep.figures
     c = rep.classification
     assert c.label in C.LABELS and f"<span class='badge {c.label}'>" in text and c.explanation in text.replace("&gt;", ">")
 
@@ -54,8 +55,21 @@ def test_run_directory_report_is_one_self_contained_page(written, run_dir):
 def test_scores_sit_beside_the_classifier_thresholds_and_the_paper(run_dir, monkeypatch):
     monkeypatch.setattr(C, "GS_PIZZA", 0.977)  # read from interp.classify, not retyped
     text = report.render(run_dir).html
-    assert "≥ 0.977 (paper: 0.99)" in text and f"≤ {C.DI_PIZZA} (paper: 0.17)" in text
+    assert "≥ 0.977 (paper: 0.99)" in text and "no bar (paper: 0.17)" in text
     assert f"≤ {C.GS_CLOCK} (paper: 0.33)" in text and "0.995" in text
+
+
+def test_the_circles_section_shows_each_circle_its_numbers_and_label():
+    from pathlib import Path
+
+    rep = report.render(Path(__file__).parent / "fixtures" / "pizza.safetensors")
+    c = rep.classification
+    assert c.circles and "Each circle alone" in rep.figures
+    text = rep.html
+    assert "<h2" in text and ">Circles</" in text
+    for k in c.circles:  # one table row per circle: its frequency, DI and its label's tag
+        assert re.search(rf"<td class='num'>{k.frequency}</td>.*?{k.distance_irrelevance:.3f}.*?tag {k.label}", text)
+    assert "per-frequency" not in text.lower()  # the old template labels are gone
 
 
 def test_progress_measures_use_at_most_max_snapshots(run_dir, monkeypatch):
