@@ -160,6 +160,7 @@ class TrainConfig(_Config):
     checkpoint_every: int = 1000  # analysis snapshots (and the resume point)
     stop_at_test_acc: float | None = None  # early stop once test accuracy reaches this
     clip_grad: float | None = None
+    stop_when_clean: bool = False  # stop once the circuit is clean (interp.stopping.CleanStop)
 
     def __post_init__(self):
         _float(self, "train_frac", 0.0, 1.0, lo_open=True, hi_open=True)
@@ -182,6 +183,7 @@ class TrainConfig(_Config):
             _float(self, "stop_at_test_acc", 0.0, 1.0, lo_open=True)
         if self.clip_grad is not None:
             _float(self, "clip_grad", 0.0, 1e6, lo_open=True)
+        _bool(self, "stop_when_clean")
 
     @property
     def grokfast(self) -> bool:
