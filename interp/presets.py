@@ -5,6 +5,10 @@ the optimisation settings. Each preset's default recipe, "published", is the pap
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import io
+import tokenize
+from typing import Any
 
 from interp.config import ModelConfig, TrainConfig
 from interp.errors import ConfigError
@@ -85,3 +89,68 @@ def resolve(preset: str | None, recipe: str | None, model_config: ModelConfig | 
         base.update({k: v for k, v in m_over.items() if k != "d_model"})
         return ModelConfig.with_width(m_over["d_model"], **base), tcfg.replace(**t_over)
     return mcfg.replace(**m_over), tcfg.replace(**t_over)
+
+
+# ---- the settings a user can give: every ModelConfig / TrainConfig field --------------------------
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    name: str  # the field's name; the command-line flag is --name-with-dashes
+    kind: str  # its annotation: "int", "float", "bool", "str", "float | None", "tuple[float, float]"
+    default: Any
+    help: str
+    owner: str  # "ModelConfig" or "TrainConfig"
+
+
+def _field_comments(cls) -> dict[str, str]:
+    """Field name -> the comment on its line in the class source (`p: int = 113  # modulus`)."""
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return {}
+    names = {f.name for f in dataclasses.fields(cls)}
+    out, line_name = {}, {}
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.NAME and tok.string in names and tok.start[1] == 4:
+            line_name[tok.start[0]] = tok.string
+        elif tok.type == tokenize.COMMENT and tok.start[0] in line_name:
+            out[line_name[tok.start[0]]] = tok.string.lstrip("# ").strip()
+    return out
+
+
+def settings() -> dict[str, Setting]:
+    """Every config field, typed, with its default and help: field metadata["help"], else the comment
+    beside the field in interp/config.py. The CLI's training flags are generated from this, so a new
+    field is a new flag."""
+    out = {}
+    for cls in (ModelConfig, TrainConfig):
+        comments = _field_comments(cls)
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            text = f.metadata.get("help") or comments.get(f.name) or f"{cls.__name__}.{f.name}"
+            out[f.name] = Setting(f.name, str(f.type), default, text, cls.__name__)
+    return out
+
+
+def parse_value(name: str, text: str) -> Any:
+    """A command-line value for config field `name`, typed like the field (e.g. '0.5' -> 0.5;
+    'none' for an optional field; a pair as 'A:B')."""
+    fields = settings()
+    if name not in fields:
+        raise ConfigError(f"unknown setting {name!r}; choose from {', '.join(sorted(fields))}")
+    kind, text = fields[name].kind, text.strip()
+    try:
+        if kind.endswith("| None") and text.lower() == "none":
+            return None
+        if kind.startswith("int"):
+            return int(text)
+        if kind.startswith("float"):
+            return float(text)
+        if kind == "bool":
+            return {"true": True, "false": False, "1": True, "0": False}[text.lower()]
+        if kind == "str":
+            return text
+        if kind.startswith("tuple[float"):
+            return tuple(float(v) for v in text.split(":"))
+    except (ValueError, KeyError):
+        raise ConfigError(f"{name}: cannot read {text!r} as {kind}") from None
+    raise ConfigError(f"{name} ({kind}) cannot be set from the command line")

@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from interp import checkpoints as ck
 from interp.config import ModelConfig, TrainConfig
 from interp.errors import ConfigError, InterpError, RunDirError
-from interp.presets import resolve
+from interp.presets import parse_value, resolve  # noqa: F401 - parse_value: the sweep's values
 from interp.device import resolve_device
 from interp.training import Engine, Trainer, TrainResult, load_trainer, prepare_run_dir
 
@@ -97,28 +97,6 @@ def group_size(model_config: ModelConfig, train_config: TrainConfig) -> int:
     n_train = int(train_config.train_frac * model_config.p ** 2)
     per_model = n_train * model_config.n_ctx * max(model_config.d_mlp, model_config.d_model, model_config.p)
     return max(1, GROUP_BUDGET // per_model)
-
-
-def parse_value(name: str, text: str) -> Any:
-    """A command-line value for config field `name`, typed like the field (e.g. '0.5' -> 0.5)."""
-    types = {f.name: f.type for c in (ModelConfig, TrainConfig) for f in dataclasses.fields(c)}
-    if name not in types:
-        raise ConfigError(f"unknown setting {name!r}; sweepable: {', '.join(sorted(types))}")
-    kind, text = types[name], text.strip()
-    try:
-        if kind.endswith("| None") and text.lower() == "none":
-            return None
-        if kind.startswith("int"):
-            return int(text)
-        if kind.startswith("float"):
-            return float(text)
-        if kind == "bool":
-            return {"true": True, "false": False}[text.lower()]
-        if kind == "str":
-            return text
-    except (ValueError, KeyError):
-        raise ConfigError(f"{name}: cannot read {text!r} as {kind}") from None
-    raise ConfigError(f"{name} ({kind}) cannot be swept from the command line")
 
 
 # ---- the sweep -----------------------------------------------------------------------------------
