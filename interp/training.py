@@ -278,10 +278,11 @@ class Engine:
         """fn(logits [batch, d_vocab_out], labels [batch]) -> 0-dim, for each model: [n_models]."""
         return fn(logits[0], labels[0]).unsqueeze(0) if self.solo else vmap(fn)(logits, labels)
 
-    def embedding(self, j: int) -> torch.Tensor:
-        """Model j's a-token embedding W_E[:p] [p, d_model]."""
-        W_E = self.trainers[0].model.W_E if self.solo else self.params["embed.W_E"][j]
-        return W_E[: self.trainers[j].model_config.p]
+    def weights(self, j: int) -> dict[str, torch.Tensor]:
+        """Model j's parameters by name (views, no copy)."""
+        if self.solo:
+            return dict(self.trainers[0].model.named_parameters())
+        return {n: p[j] for n, p in self.params.items()}
 
     # ---- stacking state ------------------------------------------------------------------------
     def _stack_state(self) -> None:
@@ -355,7 +356,7 @@ class Engine:
             t.step, t.seconds = self.step, seconds
             row = t.record(loss, train_acc[j], test_loss[j], test_acc[j])
             if tc.stop_when_clean:
-                reason = clean_reason(t.history, self.embedding(j))
+                reason = clean_reason(t.history, self.weights(j), t.model_config.p)
                 if reason and not done:
                     stops[j] = reason
             if not done and tc.stop_at_test_acc is not None and row["test_acc"] >= tc.stop_at_test_acc:

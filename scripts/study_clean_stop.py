@@ -7,7 +7,9 @@ classifier's verdict (label, GS, DI). One JSON line per snapshot goes to the log
 stop's thresholds can be read off the trajectories.
 
     OMP_NUM_THREADS=1 python scripts/study_clean_stop.py --preset nanda --seeds 999:598,1:1 --steps 800
-    python scripts/study_clean_stop.py --table            # per run: first step each condition holds
+    python scripts/study_clean_stop.py --table            # every snapshot's measures
+    python scripts/study_clean_stop.py --replay           # where interp.stopping would stop each run
+    python scripts/study_clean_stop.py --replay --every 20 --share 0.8 --fall 0.02 --checks 4
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import interp
 from interp import checkpoints as ck
 from interp import progress
 from interp.classifier import classify
-from interp.stopping import key_share
+from interp.stopping import MAX_WEIGHT_CHANGE, MIN_KEY_SHARE, STABLE_CHECKS, is_clean, key_share
 
 LOG = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "clean_stop_study.jsonl"
 
@@ -52,15 +54,45 @@ def study(preset: str, seed: int, data_seed: int, steps: int, every: int, recipe
     return rows
 
 
+def replay(rows: list[dict], every: int, **thresholds) -> dict | None:
+    """The snapshot row where `interp.stopping.is_clean` first holds, checking every `every` steps."""
+    history = []
+    for r in rows:
+        if r["step"] % every:
+            continue
+        history.append({"step": r["step"], "test_acc": r["test_acc"] or 0.0, "key_freqs": r["keys"],
+                        "sum_sq_weights": r.get("sum_sq_weights", float("nan"))})
+        if is_clean(history, r["key_share"], **thresholds):
+            return r
+    return None
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="nanda")
     ap.add_argument("--recipe", default="fast")
     ap.add_argument("--seeds", default="999:598", help="comma list of MODEL_SEED:DATA_SEED")
     ap.add_argument("--steps", type=int, default=800)
-    ap.add_argument("--every", type=int, default=10)
+    ap.add_argument("--every", type=int, default=10, help="snapshot cadence (with --replay: check cadence)")
     ap.add_argument("--table", action="store_true")
+    ap.add_argument("--replay", action="store_true")
+    ap.add_argument("--share", type=float, default=MIN_KEY_SHARE)
+    ap.add_argument("--fall", type=float, default=MAX_WEIGHT_CHANGE)
+    ap.add_argument("--checks", type=int, default=STABLE_CHECKS)
     args = ap.parse_args(argv)
+    if args.replay:
+        runs: dict[tuple, list[dict]] = {}
+        for line in LOG.read_text().splitlines():
+            r = json.loads(line)
+            runs.setdefault((r["preset"], r["recipe"], r["seed"], r["data_seed"]), []).append(r)
+        for key, rows in runs.items():
+            every = max(args.every, rows[1]["step"] - rows[0]["step"])
+            hit = replay(rows, every, min_key_share=args.share, max_weight_change=args.fall, stable_checks=args.checks)
+            end = rows[-1]
+            show = lambda r: (f"step {r['step']:4d} {r.get('label', '-'):10s} gs {r.get('gs', float('nan')):.2f} "  # noqa: E731
+                              f"di {r.get('di', float('nan')):.2f} keys {len(r['keys'])}")
+            print(f"{' '.join(map(str, key)):24s} stop: {show(hit) if hit else 'never':48s} | end: {show(end)}")
+        return 0
     if args.table:
         for line in LOG.read_text().splitlines():
             r = json.loads(line)
