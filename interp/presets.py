@@ -129,7 +129,8 @@ def settings() -> dict[str, Setting]:
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             text = f.metadata.get("help") or comments.get(f.name) or f"{cls.__name__}.{f.name}"
-            out[f.name] = Setting(f.name, str(f.type), default, text, cls.__name__)
+            kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+            out[f.name] = Setting(f.name, kind, default, text, cls.__name__)
     return out
 
 
