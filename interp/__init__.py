@@ -13,6 +13,7 @@ torch and TransformerLens load only when something needs them.
 """
 
 import importlib
+import importlib.util
 
 __version__ = "0.1.0"
 
@@ -38,7 +39,9 @@ __all__ = ["__version__", *_EXPORTS]
 
 def __getattr__(name: str):
     if name not in _EXPORTS:
-        raise AttributeError(f"module 'interp' has no attribute {name!r}")
+        if name.startswith("_") or importlib.util.find_spec(f"interp.{name}") is None:
+            raise AttributeError(f"module 'interp' has no attribute {name!r}")
+        return importlib.import_module(f"interp.{name}")  # any submodule: interp.presets, interp.data, ...
     module = importlib.import_module(f"interp.{_EXPORTS[name]}")
     value = module if _EXPORTS[name] == name else getattr(module, name)
     globals()[name] = value
