@@ -61,15 +61,13 @@ _NOTES = {"d_model": "; alone, it keeps 4 heads and d_mlp = 4 d_model"}
 _SWEEP_ALIASES = {"seed": ("--seeds",), "data_seed": ("--data-seeds",)}
 
 
-def _typed(name: str):
+def _typed(name: str, kind: str):
+    """argparse type for config field `name`: a bad value reads "invalid int value: '2.5'"."""
     def parse(text: str):
         from interp.presets import parse_value
 
-        try:
-            return parse_value(name, text)
-        except InterpError as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
-    parse.__name__ = name
+        return parse_value(name, text)  # ConfigError is a ValueError: argparse reports it
+    parse.__name__ = "B1:B2 pair" if kind.startswith("tuple") else kind.split(" ")[0]
     return parse
 
 
@@ -86,8 +84,9 @@ def add_settings(p, sweep: bool) -> None:
         if sweep:
             groups[s.owner].add_argument(*flags, dest=s.name, default=argparse.SUPPRESS, metavar="V[,V...]", help=text)
         else:
-            groups[s.owner].add_argument(*flags, dest=s.name, default=argparse.SUPPRESS, type=_typed(s.name),
-                                         metavar=_metavar(s.kind), help=text)
+            groups[s.owner].add_argument(*flags, dest=s.name, default=argparse.SUPPRESS, type=_typed(s.name, s.kind),
+                                         choices=s.choices, metavar=_metavar(s.kind) if s.choices is None else None,
+                                         help=text)
 
 
 def _metavar(kind: str) -> str:

@@ -10,6 +10,7 @@ import io
 import tokenize
 from typing import Any
 
+from interp import config
 from interp.config import ModelConfig, TrainConfig
 from interp.errors import ConfigError
 
@@ -101,6 +102,11 @@ class Setting:
     default: Any
     help: str
     owner: str  # "ModelConfig" or "TrainConfig"
+    choices: tuple | None = None  # the allowed values of a field that has a fixed set
+
+
+# Fields whose values form a fixed set (interp/config.py holds the sets).
+_CHOICES = {"act_fn": config.ACT_FNS, "biases": config.BIASES}
 
 
 def _field_comments(cls) -> dict[str, str]:
@@ -130,7 +136,7 @@ def settings() -> dict[str, Setting]:
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             text = f.metadata.get("help") or comments.get(f.name) or f"{cls.__name__}.{f.name}"
             kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-            out[f.name] = Setting(f.name, kind, default, text, cls.__name__)
+            out[f.name] = Setting(f.name, kind, default, text, cls.__name__, _CHOICES.get(f.name))
     return out
 
 

@@ -73,7 +73,7 @@ def test_train_flags_are_typed_and_none_switches_off(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["stop_reason"] == "step cap: steps=3 reached"
     with pytest.raises(SystemExit) as exit:
         main(["train", "--preset", "tiny", "--steps", "1.5"])
-    assert exit.value.code == 2 and "steps: cannot read '1.5' as int" in capsys.readouterr().err
+    assert exit.value.code == 2 and "--steps: invalid int value: '1.5'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, needle", [
