@@ -7,6 +7,9 @@
 Parts (each measures its contenders side by side in the same run, interleaved where timed, and
 reports medians and ratios, which survive a noisy machine better than absolute seconds):
     step      one nanda training step: ours vs plain PyTorch vs TransformerLens's native model
+    import    fresh-process time of `interp --help`, `--version`, `import interp`, the training imports
+    clean     time to a clean circuit, fresh `interp train --preset P --recipe fast` processes, and its breakdown
+    recipes   fast vs published recipe on 5 seeds (the recorded table; scripts/seed_table.py re-measures it)
     time      time to >= 99 % test accuracy: fast recipes (nanda, pizza-a, pizza-b); published, extrapolated
     sweep     models per minute of a sweep: stacked (vmapped) vs one after another, with identical results
     classify  classify latency (benchmarks/bench_classify.py, when present)
@@ -28,8 +31,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
-PARTS = {"step": "step_cost", "time": "time_to_acc", "sweep": "sweep_speed", "classify": "bench_classify",
-         "memory": "memory", "progress": "bench_progress"}
+PARTS = {"step": "step_cost", "import": "import_time", "clean": "clean_time", "recipes": "recipe_table",
+         "time": "time_to_acc", "sweep": "sweep_speed", "classify": "bench_classify", "memory": "memory",
+         "progress": "bench_progress"}
 
 
 def classify_rows(quick: bool) -> list[tuple[str, str, str]]:

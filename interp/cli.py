@@ -53,50 +53,83 @@ def add_train(sub) -> None:
     p.add_argument("--out", type=Path, help="run directory (default: checkpoints/PRESET)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run in RUN_DIR")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
-    p.add_argument("--steps", type=int, help="optimiser updates (full batch)")
-    p.add_argument("--lr", type=float, help="AdamW learning rate")
-    p.add_argument("--weight-decay", type=float, help="AdamW weight decay")
-    p.add_argument("--warmup-steps", type=int, help="linear learning-rate warm-up")
-    p.add_argument("--train-frac", type=float, help="fraction of the p^2 pairs to train on")
-    p.add_argument("--seed", type=int, help="model initialisation seed")
-    p.add_argument("--data-seed", type=int, help="train/test split seed")
-    p.add_argument("--grokfast-lambda", type=float, help="Grokfast-EMA amplification (0 = off)")
-    p.add_argument("--grokfast-alpha", type=float, help="Grokfast-EMA decay")
-    p.add_argument("--log-every", type=int, help="steps between history rows (train/test loss and accuracy)")
-    p.add_argument("--checkpoint-every", type=int, help="steps between snapshots (and resume points)")
-    p.add_argument("--stop-at-test-acc", type=float, help="stop once test accuracy reaches this (e.g. 0.99)")
-    p.add_argument("--p", type=int, help="modulus")
-    p.add_argument("--d-model", type=int, help="width (keeps 4 heads and d_mlp = 4 d_model)")
-    p.add_argument("--attn-rate", type=float, help="attention rate alpha in [0, 1]")
-    p.add_argument("--act-fn", choices=["relu", "gelu"], help="MLP activation")
+    add_device(p)
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_settings(p, sweep=False)
 
 
-_TRAIN_FIELDS = ("steps", "lr", "weight_decay", "warmup_steps", "train_frac", "seed", "data_seed", "grokfast_lambda",
-                 "grokfast_alpha", "log_every", "checkpoint_every", "stop_at_test_acc", "p", "d_model", "attn_rate",
-                 "act_fn")
+# Notes the flags add to a field's own help (the help itself comes from interp/config.py).
+_NOTES = {"d_model": "; alone, it keeps 4 heads and d_mlp = 4 d_model"}
+_SWEEP_ALIASES = {"seed": ("--seeds",), "data_seed": ("--data-seeds",)}
+
+
+def _typed(name: str, kind: str):
+    """argparse type for config field `name`: a bad value reads "invalid int value: '2.5'"."""
+    def parse(text: str):
+        from interp.presets import parse_value
+
+        return parse_value(name, text)  # ConfigError is a ValueError: argparse reports it
+    parse.__name__ = "B1:B2 pair" if kind.startswith("tuple") else kind.split(" ")[0]
+    return parse
+
+
+def add_settings(p, sweep: bool) -> None:
+    """One flag per ModelConfig / TrainConfig field (interp.presets.settings), help from the field.
+    In a sweep a flag takes a comma list (an axis of the grid) or one value (a fixed setting)."""
+    from interp.presets import settings
+
+    groups = {"ModelConfig": p.add_argument_group("model settings (override the preset)"),
+              "TrainConfig": p.add_argument_group("training settings (override the preset and recipe)")}
+    for s in settings().values():
+        flags = ["--" + s.name.replace("_", "-"), *(_SWEEP_ALIASES.get(s.name, ()) if sweep else ())]
+        text = s.help + _NOTES.get(s.name, "")
+        if sweep:
+            groups[s.owner].add_argument(*flags, dest=s.name, default=argparse.SUPPRESS, metavar="V[,V...]", help=text)
+        else:
+            groups[s.owner].add_argument(*flags, dest=s.name, default=argparse.SUPPRESS, type=_typed(s.name, s.kind),
+                                         choices=s.choices, metavar=_metavar(s.kind) if s.choices is None else None,
+                                         help=text)
+
+
+def _metavar(kind: str) -> str:
+    return "B1:B2" if kind.startswith("tuple") else kind.replace(" | None", "|none").upper()
+
+
+def add_device(p) -> None:
+    p.add_argument("--device", default=None, metavar="DEVICE",
+                   help="cpu, cuda (cuda:N) or mps (default: the best available: cuda, then mps, then cpu)")
+
+
+def _given_settings(args) -> dict:
+    """The config fields given on the command line (absent flags are not in args at all)."""
+    from interp.presets import settings
+
+    return {k: getattr(args, k) for k in settings() if hasattr(args, k)}
 
 
 def run_train(args) -> int:
     from interp.training import resume, train
 
+    overrides = _given_settings(args)
     if args.resume:
-        given = [f for f in _TRAIN_FIELDS if f != "steps" and getattr(args, f) is not None]
+        given = [f for f in overrides if f != "steps"]
         if given or args.preset or args.recipe:
             raise InterpError(f"--resume continues a run as configured; only --steps may change (got {', '.join(given) or 'a preset'})")
-        result = resume(args.resume, steps=args.steps, progress=not args.quiet)
+        result = resume(args.resume, steps=overrides.get("steps"), progress=not args.quiet, device=args.device)
     else:
         preset = args.preset or "tiny"
         out = args.out or Path("checkpoints") / preset
-        overrides = {f: getattr(args, f) for f in _TRAIN_FIELDS if getattr(args, f) is not None}
-        result = train(preset, args.recipe, out, overwrite=args.overwrite, progress=not args.quiet, **overrides)
-    final = dict(result.final, run_dir=str(result.run_dir), stopped_early=result.stopped_early)
+        result = train(preset, args.recipe, out, overwrite=args.overwrite, progress=not args.quiet, device=args.device,
+                       **overrides)
+    final = dict(result.final, run_dir=str(result.run_dir), stopped_early=result.stopped_early,
+                 stop_reason=result.stop_reason)
     if args.json:
         _print_json(final)
     else:
         print(f"step {result.step}: train acc {final['train_acc']:.4f}, test acc {final['test_acc']:.4f}, "
               f"test loss {final['test_loss']:.3g} ({result.seconds:.1f} s)")
+        print(f"stopped: {result.stop_reason}")
         print(f"run saved in {result.run_dir}")
     return 0
 
@@ -205,14 +238,6 @@ def run_report(args) -> int:
 
 
 # ---- sweep ---------------------------------------------------------------------------------------
-_SWEEP_AXES = (("attn_rate", "--attn-rate", "attention rates alpha in [0, 1]"),
-               ("d_model", "--d-model", "widths (keeping 4 heads and d_mlp = 4 d_model)"),
-               ("seed", "--seeds", "model initialisation seeds"), ("data_seed", "--data-seeds", "train/test split seeds"),
-               ("lr", "--lr", "learning rates"), ("weight_decay", "--weight-decay", "weight decays"),
-               ("train_frac", "--train-frac", "train fractions"), ("p", "--p", "moduli"),
-               ("steps", "--steps", "step budgets"))
-
-
 def add_sweep(sub) -> None:
     p = sub.add_parser(
         "sweep", help="train a grid of models at once", formatter_class=_formatter,
@@ -232,21 +257,22 @@ def add_sweep(sub) -> None:
     p.add_argument("--out", type=Path, help="sweep directory (default: checkpoints/sweeps/PRESET)")
     p.add_argument("--resume", type=Path, metavar="SWEEP_DIR", help="continue the sweep in SWEEP_DIR")
     p.add_argument("--overwrite", action="store_true", help="replace an existing sweep directory")
-    for field, flag, help in _SWEEP_AXES:
-        p.add_argument(flag, dest=field, metavar="V[,V...]", help=help)
     p.add_argument("--set", action="append", default=[], metavar="FIELD=V[,V...]",
                    help="any model or training setting, e.g. warmup_steps=0,10 (repeatable)")
     p.add_argument("--sequential", action="store_true", help="train one model after another (no stacking)")
     p.add_argument("--no-classify", action="store_true", help="skip classifying the trained models")
+    add_device(p)
     p.add_argument("--json", action="store_true", help="print the result table as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_settings(p, sweep=True)
 
 
 def run_sweep(args) -> int:
-    from interp.sweeps import parse_value, resume_sweep, sweep
+    from interp.presets import parse_value
+    from interp.sweeps import resume_sweep, sweep
 
     progress, classify = not args.quiet, not args.no_classify
-    given = [(field, getattr(args, field)) for field, _, _ in _SWEEP_AXES if getattr(args, field) is not None]
+    given = list(_given_settings(args).items())
     for item in args.set:
         field, sep, values = item.partition("=")
         if not sep or not values:
@@ -255,7 +281,7 @@ def run_sweep(args) -> int:
     if args.resume:
         if given or args.preset or args.recipe or args.out:
             raise InterpError("--resume continues a sweep as configured; give no other settings")
-        result = resume_sweep(args.resume, progress=progress, classify=classify)
+        result = resume_sweep(args.resume, progress=progress, classify=classify, device=args.device)
     else:
         settings = {}
         for field, text in given:
@@ -264,7 +290,7 @@ def run_sweep(args) -> int:
         preset = args.preset or "tiny"
         out = args.out or Path("checkpoints") / "sweeps" / preset
         result = sweep(preset, args.recipe, out, sequential=args.sequential, classify=classify,
-                       overwrite=args.overwrite, progress=progress, **settings)
+                       overwrite=args.overwrite, progress=progress, device=args.device, **settings)
     if args.json:
         _print_json(result.rows)
         return 0
@@ -277,12 +303,12 @@ def run_sweep(args) -> int:
 
 # ---- demo ----------------------------------------------------------------------------------------
 # The demo's default run: the tiny preset (p = 23, d_model 32: seconds on a CPU), with a stronger
-# optimiser than its published recipe (lr 1e-2, not 3e-3) and trained on after it generalises, through
-# clean-up, so that the circuit is clean enough to classify clearly and the snapshots show the phases.
-# Measured on model seeds 0-4: every one reaches 100 % test accuracy and classifies as a clock
-# (confidence 0.4-0.7), in about 10 s of training each.
+# optimiser than its published recipe (lr 1e-2, not 3e-3), trained past generalisation until its
+# circuit is clean (interp.stopping; capped at 1500 steps), so that it classifies clearly and the
+# snapshots show the phases.
 DEMO_PRESET = "tiny"
-DEMO_TRAIN = dict(lr=1e-2, weight_decay=1.0, steps=1500, stop_at_test_acc=None, checkpoint_every=50)
+DEMO_TRAIN = dict(lr=1e-2, weight_decay=1.0, steps=1500, stop_at_test_acc=None, stop_when_clean=True, log_every=10,
+                  checkpoint_every=20)
 DEMO_OUT = Path("checkpoints/demo")
 
 
@@ -292,8 +318,8 @@ def add_demo(sub) -> None:
         description="The whole story in one go: train a model on (a + b) mod p, classify its algorithm (clock or\n"
         "pizza) and write its HTML report (see `interp report --help`); print the verdict and where the report is.\n\n"
         f"default: the {DEMO_PRESET} preset (p=23, d_model 32) with lr {DEMO_TRAIN['lr']:g}, weight decay "
-        f"{DEMO_TRAIN['weight_decay']:g}, {DEMO_TRAIN['steps']} steps:\n"
-        "it generalises within a few hundred steps and is a clear clock; about 20 s in all on a laptop CPU.\n"
+        f"{DEMO_TRAIN['weight_decay']:g}, trained until its circuit is\n"
+        f"clean (interp.stopping; at most {DEMO_TRAIN['steps']} steps): it generalises within a few hundred steps.\n"
         "--preset / --recipe train any other setup as `interp train` would (a preset's fast recipe when it has one).",
         epilog="examples:\n"
         "  interp demo                                       # -> checkpoints/demo/report.html\n"
@@ -306,6 +332,7 @@ def add_demo(sub) -> None:
     p.add_argument("--steps", type=int, help="training steps (default: the recipe's)")
     p.add_argument("--out", type=Path, default=None, metavar="DIR", help=f"run directory (default: {DEMO_OUT}, replaced on each run)")
     p.add_argument("--overwrite", action="store_true", help="replace the run in a non-empty --out directory")
+    add_device(p)
     p.add_argument("--json", action="store_true", help="print the run, verdict and report path as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -315,7 +342,7 @@ def _demo_train(args):
     from interp.training import train
 
     out = args.out or DEMO_OUT
-    common = dict(out=out, overwrite=args.overwrite or args.out is None, progress=not args.quiet)
+    common = dict(out=out, overwrite=args.overwrite or args.out is None, progress=not args.quiet, device=args.device)
     steps = {} if args.steps is None else {"steps": args.steps}
     if args.preset in (None, DEMO_PRESET) and args.recipe is None:
         tcfg = PRESETS[DEMO_PRESET][1].replace(**{**DEMO_TRAIN, **steps})
@@ -333,10 +360,12 @@ def run_demo(args) -> int:
     f, cfg = result.final, result.model.cfg
     say(f"trained p={cfg.p}, d_model={cfg.d_model}: {result.step} steps in {result.seconds:.1f} s, "
         f"train acc {f['train_acc']:.3f}, test acc {f['test_acc']:.3f}; run in {result.run_dir}")
+    say(f"stopped: {result.stop_reason}")
     say("classifying and writing the report ...")
     rep, written = _write_report(result.run_dir, None, None, None, args.quiet)
     if args.json:
-        _print_json(dict(_report_summary(rep, written), run_dir=str(result.run_dir), train=dict(f, step=result.step),
+        _print_json(dict(_report_summary(rep, written), run_dir=str(result.run_dir),
+                         train=dict(f, step=result.step, stop_reason=result.stop_reason),
                          classification=rep.classification.to_dict()))
     else:
         _print_report(rep, written)

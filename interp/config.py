@@ -96,17 +96,17 @@ class ModelConfig(_Config):
     rate alpha). The output vocabulary is always the p residues.
     """
 
-    p: int = 113
-    d_model: int = 128
-    n_heads: int = 4
-    d_head: int = 32
-    d_mlp: int = 512
-    n_layers: int = 1
-    act_fn: str = "relu"
+    p: int = 113  # modulus: the task is (a + b) mod p
+    d_model: int = 128  # width of the residual stream
+    n_heads: int = 4  # attention heads
+    d_head: int = 32  # width of each head (d_head * n_heads = d_model)
+    d_mlp: int = 512  # MLP neurons
+    n_layers: int = 1  # transformer blocks
+    act_fn: str = "relu"  # MLP activation: relu or gelu
     attn_rate: float = 1.0  # alpha: pattern = alpha*softmax(QK^T/sqrt(d_head)) + (1-alpha)*J
     eq_token: bool = True  # append an `=` token (Nanda); False gives Clock/Pizza's [a, b]
     diff_vocab: bool = False  # b tokens offset by p (Clock/Pizza option)
-    causal: bool = True
+    causal: bool = True  # causal attention mask (Nanda); Clock/Pizza has none
     biases: str = "none"  # which biases are trained: none (frozen at 0), mlp, all
     init: str = "nanda"  # weight initialisation, see INITS
 
@@ -153,21 +153,22 @@ class ModelConfig(_Config):
 class TrainConfig(_Config):
     """Full-batch AdamW on (a + b) mod p. Defaults: Nanda et al.'s published recipe."""
 
-    train_frac: float = 0.3
-    steps: int = 25_000
-    lr: float = 1e-3
-    weight_decay: float = 1.0
-    betas: tuple[float, float] = (0.9, 0.98)
-    warmup_steps: int = 10
+    train_frac: float = 0.3  # fraction of the p^2 pairs to train on
+    steps: int = 25_000  # optimiser updates (full batch): the step cap
+    lr: float = 1e-3  # AdamW learning rate
+    weight_decay: float = 1.0  # AdamW (decoupled) weight decay
+    betas: tuple[float, float] = (0.9, 0.98)  # AdamW betas, as B1:B2 on the command line
+    warmup_steps: int = 10  # linear learning-rate warm-up (updates)
     warmup: str = "nanda"  # warm-up schedule, see WARMUPS
     grokfast_alpha: float = 0.98  # EMA filter (Lee et al. 2024); off while grokfast_lambda == 0
-    grokfast_lambda: float = 0.0
-    seed: int = 999  # model initialisation
-    data_seed: int = 598  # train/test split
-    log_every: int = 100
+    grokfast_lambda: float = 0.0  # Grokfast-EMA amplification (0 = off)
+    seed: int = 999  # model initialisation seed
+    data_seed: int = 598  # train/test split seed
+    log_every: int = 100  # steps between history rows (train/test loss and accuracy, stop checks)
     checkpoint_every: int = 1000  # analysis snapshots (and the resume point)
     stop_at_test_acc: float | None = None  # early stop once test accuracy reaches this
-    clip_grad: float | None = None
+    clip_grad: float | None = None  # clip the gradient norm to this (none = off)
+    stop_when_clean: bool = False  # stop once the circuit is clean (interp.stopping)
 
     def __post_init__(self):
         _float(self, "train_frac", 0.0, 1.0, lo_open=True, hi_open=True)
@@ -192,6 +193,7 @@ class TrainConfig(_Config):
             _float(self, "stop_at_test_acc", 0.0, 1.0, lo_open=True)
         if self.clip_grad is not None:
             _float(self, "clip_grad", 0.0, 1e6, lo_open=True)
+        _bool(self, "stop_when_clean")
 
     @property
     def grokfast(self) -> bool:

@@ -5,7 +5,12 @@ the optimisation settings. Each preset's default recipe, "published", is the pap
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import io
+import tokenize
+from typing import Any
 
+from interp import config
 from interp.config import ModelConfig, TrainConfig
 from interp.errors import ConfigError
 
@@ -31,20 +36,22 @@ PRESETS: dict[str, tuple[ModelConfig, TrainConfig]] = {
 # Recipe overrides of TrainConfig per preset; "published" is the preset as written above.
 RECIPES: dict[str, dict[str, dict]] = {name: {"published": {}} for name in PRESETS}
 
-# "fast": the same task and architecture, tuned to reach >= 99 % test accuracy on all held-out
-# pairs as soon as possible, and stop there. Chosen by scripts/tune_recipes.py on 8 (model seed,
-# data seed) pairs by the worst seed; the measurements are in docs/performance.md.
-# Snapshots are frequent enough to keep a few dozen for analysis in runs of ~200 (nanda) and
-# ~60 (Clock/Pizza) steps.
-RECIPES["nanda"]["fast"] = dict(lr=7e-3, weight_decay=5.0, warmup_steps=50, steps=3000, stop_at_test_acc=0.99,
-                                log_every=10, checkpoint_every=5)
+# "fast": the same task and architecture, optimised to generalise in a few hundred steps (learning
+# rate and weight decay chosen by scripts/tune_recipes.py on 8 (model seed, data seed) pairs by the
+# worst seed), and trained on until the circuit is clean (interp.stopping, thresholds from
+# scripts/study_clean_stop.py), with a step cap. docs/performance.md has the measurements.
+# Snapshots every 20 (nanda) / 10 (Clock/Pizza) steps: a few dozen per run, and few fsyncs.
+RECIPES["nanda"]["fast"] = dict(lr=7e-3, weight_decay=5.0, warmup_steps=50, steps=1500, stop_at_test_acc=None,
+                                stop_when_clean=True, log_every=10, checkpoint_every=20)
 # Clock/Pizza: only the learning rate changes; weight decay, which shapes the circuit, stays 2.
-_PIZZA_FAST = dict(lr=1e-2, steps=3000, stop_at_test_acc=0.99, log_every=5, checkpoint_every=2)
+_PIZZA_FAST = dict(lr=1e-2, steps=1000, stop_at_test_acc=None, stop_when_clean=True, log_every=10, checkpoint_every=10)
 RECIPES["pizza-a"]["fast"] = _PIZZA_FAST
 RECIPES["pizza-b"]["fast"] = _PIZZA_FAST
 # "watch": grokking you can watch in a couple of minutes (the published recipe at 3x the learning
-# rate): train accuracy passes 99 % by step ~70, test accuracy follows ~1200-1400 steps later.
-RECIPES["nanda"]["watch"] = dict(lr=3e-3, steps=4000, log_every=25, checkpoint_every=50, stop_at_test_acc=0.99)
+# rate): train accuracy passes 99 % by step ~70, test accuracy follows ~1200-1400 steps later;
+# it trains on to a clean circuit.
+RECIPES["nanda"]["watch"] = dict(lr=3e-3, steps=6000, log_every=25, checkpoint_every=50, stop_at_test_acc=None,
+                                 stop_when_clean=True)
 DESCRIPTIONS: dict[str, str] = {
     "nanda": "Nanda et al. 2023: p=113, [a, b, =], d_model 128, 30% train, AdamW lr 1e-3 wd 1",
     "pizza-a": "Zhong et al. 2023 Model A: p=59, constant attention (alpha 0), 80% train, wd 2 -> pizza",
@@ -86,3 +93,74 @@ def resolve(preset: str | None, recipe: str | None, model_config: ModelConfig | 
         base.update({k: v for k, v in m_over.items() if k != "d_model"})
         return ModelConfig.with_width(m_over["d_model"], **base), tcfg.replace(**t_over)
     return mcfg.replace(**m_over), tcfg.replace(**t_over)
+
+
+# ---- the settings a user can give: every ModelConfig / TrainConfig field --------------------------
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    name: str  # the field's name; the command-line flag is --name-with-dashes
+    kind: str  # its annotation: "int", "float", "bool", "str", "float | None", "tuple[float, float]"
+    default: Any
+    help: str
+    owner: str  # "ModelConfig" or "TrainConfig"
+    choices: tuple | None = None  # the allowed values of a field that has a fixed set
+
+
+# Fields whose values form a fixed set (interp/config.py holds the sets).
+_CHOICES = {"act_fn": config.ACT_FNS, "biases": config.BIASES}
+
+
+def _field_comments(cls) -> dict[str, str]:
+    """Field name -> the comment on its line in the class source (`p: int = 113  # modulus`)."""
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return {}
+    names = {f.name for f in dataclasses.fields(cls)}
+    out, line_name = {}, {}
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.NAME and tok.string in names and tok.start[1] == 4:
+            line_name[tok.start[0]] = tok.string
+        elif tok.type == tokenize.COMMENT and tok.start[0] in line_name:
+            out[line_name[tok.start[0]]] = tok.string.lstrip("# ").strip()
+    return out
+
+
+def settings() -> dict[str, Setting]:
+    """Every config field, typed, with its default and help: field metadata["help"], else the comment
+    beside the field in interp/config.py. The CLI's training flags are generated from this, so a new
+    field is a new flag."""
+    out = {}
+    for cls in (ModelConfig, TrainConfig):
+        comments = _field_comments(cls)
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            text = f.metadata.get("help") or comments.get(f.name) or f"{cls.__name__}.{f.name}"
+            kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+            out[f.name] = Setting(f.name, kind, default, text, cls.__name__, _CHOICES.get(f.name))
+    return out
+
+
+def parse_value(name: str, text: str) -> Any:
+    """A command-line value for config field `name`, typed like the field (e.g. '0.5' -> 0.5;
+    'none' for an optional field; a pair as 'A:B')."""
+    fields = settings()
+    if name not in fields:
+        raise ConfigError(f"unknown setting {name!r}; choose from {', '.join(sorted(fields))}")
+    kind, text = fields[name].kind, text.strip()
+    try:
+        if kind.endswith("| None") and text.lower() == "none":
+            return None
+        if kind.startswith("int"):
+            return int(text)
+        if kind.startswith("float"):
+            return float(text)
+        if kind == "bool":
+            return {"true": True, "false": False, "1": True, "0": False}[text.lower()]
+        if kind == "str":
+            return text
+        if kind.startswith("tuple[float"):
+            return tuple(float(v) for v in text.split(":"))
+    except (ValueError, KeyError):
+        raise ConfigError(f"{name}: cannot read {text!r} as {kind}") from None
+    raise ConfigError(f"{name} ({kind}) cannot be set from the command line")

@@ -4,13 +4,10 @@
 
 A keyword with a list is a grid axis, a scalar a fixed override (any ModelConfig or TrainConfig
 field). Models that share a shape and a recipe (everything but seed, data_seed and attn_rate)
-form a group trained as one: parameters stacked [n_models, ...] with `torch.func`
-(`stack_module_state` + `vmap(functional_call)`), data stacked too (different splits of the same
-size), one AdamW and one Grokfast filter over the stacked tensors. Both are element-wise, and the
-loss is the sum of per-model losses, so each model follows its own run: the same init, data,
-loss, warm-up and update as `interp.train` (the code is shared), equal within float rounding.
-clip_grad (a norm over a whole model) is refused. A model that reaches stop_at_test_acc is saved
-and dropped from the stack.
+form a group trained as one stack by interp.training's Engine, the loop `interp.train` runs too:
+each model follows its own run, equal within float rounding. This module keeps only the grid, the
+grouping and the results table. clip_grad (a norm over a whole model) is refused. A model that
+stops (test accuracy, clean circuit) is saved and dropped from the stack.
 
 Layout of `out`:
     sweep.json                 what was asked (preset, recipe, grid, fixed overrides)
@@ -24,7 +21,6 @@ the others from their last snapshot.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import itertools
 import json
@@ -32,21 +28,19 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
-from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from interp import checkpoints as ck
 from interp import rundir
 from interp.config import ModelConfig, TrainConfig
 from interp.errors import ConfigError, InterpError, RunDirError
-from interp.model import Transformer
-from interp.presets import resolve
+from interp.presets import parse_value, resolve  # noqa: F401 - parse_value: the sweep's values
+from interp.device import resolve_device
+from interp.training import Engine, Trainer, TrainResult, load_trainer, prepare_run_dir
 from interp.resources import check_memory
-from interp.training import (Grokfast, Trainer, TrainResult, accuracy, apply_update, load_trainer, loss_fn,
-                          make_optimizer, prepare_run_dir)
 
 SPEC, TABLE_CSV, TABLE_JSON, RUNS = "sweep.json", "results.csv", "results.json", "runs"
 SWEEP_FORMAT = "interp-sweep"
@@ -104,143 +98,6 @@ def group_size(model_config: ModelConfig, train_config: TrainConfig) -> int:
     n_train = int(train_config.train_frac * model_config.p ** 2)
     per_model = n_train * model_config.n_ctx * max(model_config.d_mlp, model_config.d_model, model_config.p)
     return max(1, GROUP_BUDGET // per_model)
-
-
-def parse_value(name: str, text: str) -> Any:
-    """A command-line value for config field `name`, typed like the field (e.g. '0.5' -> 0.5)."""
-    types = {f.name: f.type for c in (ModelConfig, TrainConfig) for f in dataclasses.fields(c)}
-    if name not in types:
-        raise ConfigError(f"unknown setting {name!r}; sweepable: {', '.join(sorted(types))}")
-    kind, text = types[name], text.strip()
-    try:
-        if kind.endswith("| None") and text.lower() == "none":
-            return None
-        if kind.startswith("int"):
-            return int(text)
-        if kind.startswith("float"):
-            return float(text)
-        if kind == "bool":
-            return {"true": True, "false": False}[text.lower()]
-        if kind == "str":
-            return text
-    except (ValueError, KeyError):
-        raise ConfigError(f"{name}: cannot read {text!r} as {kind}") from None
-    raise ConfigError(f"{name} ({kind}) cannot be swept from the command line")
-
-
-# ---- many models as one ------------------------------------------------------------------------
-class StackedGroup:
-    """Trainers of one group stepped together on stacked state; each trainer keeps its own
-    bookkeeping (history, run directory) and receives its slice of the state when it is saved."""
-
-    def __init__(self, trainers: list[Trainer]):
-        self.trainers = trainers
-        self.tc = trainers[0].train_config
-        self.step = trainers[0].step
-        # The template decides code paths only: mixing attention as soon as one model has alpha != 1
-        # (alpha = 1 in a mixing group computes 1 * softmax + 0 * J: the same numbers).
-        mixing = [t.model_config for t in trainers if t.model_config.attn_rate != 1.0]
-        self.base = Transformer((mixing or [trainers[0].model_config])[0], seed=None)
-        params, self.buffers = stack_module_state([t.model for t in trainers])
-        self.params = dict(params)
-        self.trainable = {n: p for n, p in self.params.items() if p.requires_grad}
-        self.optimizer = make_optimizer(self.trainable, self.tc)
-        self.grokfast = Grokfast(self.trainable, self.tc.grokfast_alpha, self.tc.grokfast_lambda) if self.tc.grokfast else None
-        self._stack_state()
-        data = [t.data for t in trainers]
-        self.data = {k: torch.stack([getattr(d, k) for d in data])
-                     for k in ("train_tokens", "train_labels", "test_tokens", "test_labels")}
-        self.logits = vmap(self._logits)
-
-    def _logits(self, params, buffers, tokens):  # one model: tokens [n, n_ctx] -> [n, d_vocab_out]
-        return functional_call(self.base, (params, buffers), (tokens,), {"last_only": True})[:, -1]  # = last_logits
-
-    def _stack_state(self) -> None:
-        """Optimiser and filter state of resumed trainers (all at the same step), stacked."""
-        for name, p in self.trainable.items():
-            states = [t.optimizer.state.get(t.params[name]) for t in self.trainers]
-            if all(states):
-                self.optimizer.state[p] = {k: states[0][k].clone() if k == "step" else torch.stack([s[k] for s in states])
-                                           for k in states[0]}
-        if self.grokfast and all(t.grokfast.ema for t in self.trainers):
-            self.grokfast.ema = {n: torch.stack([t.grokfast.ema[n] for t in self.trainers]) for n in self.trainable}
-
-    @torch.no_grad()
-    def _scatter(self, j: int, seconds: float) -> Trainer:
-        """Trainer j with model j's weights, AdamW moments and Grokfast EMA, ready to save."""
-        t = self.trainers[j]
-        for n, p in t.model.named_parameters():
-            p.copy_(self.params[n][j])
-        for n, p in t.params.items():
-            st = self.optimizer.state.get(self.trainable[n])
-            if st:
-                t.optimizer.state[p] = {k: v.clone() if k == "step" else v[j].clone() for k, v in st.items()}
-        if self.grokfast:
-            t.grokfast.ema = {n: e[j].clone() for n, e in self.grokfast.ema.items()}
-        t.step, t.seconds = self.step, seconds
-        return t
-
-    def _keep(self, keep: list[int]) -> None:
-        """Drop the models not in `keep` from the stack (state, data and trainers)."""
-        idx = torch.tensor(keep)
-        old = self.trainable
-        self.params = {n: p.detach()[idx].requires_grad_(p.requires_grad) for n, p in self.params.items()}
-        self.buffers = {n: b[idx] for n, b in self.buffers.items()}
-        self.trainable = {n: p for n, p in self.params.items() if p.requires_grad}
-        state = self.optimizer.state
-        self.optimizer = make_optimizer(self.trainable, self.tc)
-        for n, p in self.trainable.items():
-            if old[n] in state:
-                self.optimizer.state[p] = {k: v if k == "step" else v[idx] for k, v in state[old[n]].items()}
-        if self.grokfast:
-            ema = self.grokfast.ema
-            self.grokfast = Grokfast(self.trainable, self.tc.grokfast_alpha, self.tc.grokfast_lambda)
-            self.grokfast.ema = {n: e[idx] for n, e in ema.items()}
-        self.data = {k: v[idx] for k, v in self.data.items()}
-        self.trainers = [self.trainers[j] for j in keep]
-
-    def run(self, on_finish: Callable[[Trainer, TrainResult], None], on_step: Callable[[int], None]) -> None:
-        """Train to the end, the same loop as Trainer.run; `on_finish` gets each model as it ends,
-        `on_step` the number of models each update advanced."""
-        tc = self.tc
-        t0 = time.perf_counter() - self.trainers[0].seconds
-        while self.trainers:
-            d = self.data
-            logits = self.logits(self.params, self.buffers, d["train_tokens"])  # [n_models, n_train, d_vocab_out]
-            losses = vmap(loss_fn)(logits, d["train_labels"])  # [n_models]
-            done = self.step >= tc.steps
-            finished = list(range(len(self.trainers))) if done else []
-            if self.step % tc.log_every == 0 or done:
-                seconds = time.perf_counter() - t0
-                train_acc = vmap(accuracy)(logits.detach(), d["train_labels"]).tolist()
-                with torch.no_grad():
-                    test_logits = self.logits(self.params, self.buffers, d["test_tokens"])
-                    test_loss = vmap(loss_fn)(test_logits, d["test_labels"]).tolist()
-                    test_acc = vmap(accuracy)(test_logits, d["test_labels"]).tolist()
-                for j, t in enumerate(self.trainers):
-                    t.step, t.seconds = self.step, seconds
-                    t.record(losses[j].item(), train_acc[j], test_loss[j], test_acc[j])
-                    if not done and tc.stop_at_test_acc is not None and test_acc[j] >= tc.stop_at_test_acc:
-                        finished.append(j)
-            if finished:
-                seconds = time.perf_counter() - t0
-                for j in finished:
-                    t = self._scatter(j, seconds)
-                    t.finish()
-                    on_finish(t, TrainResult(t.model, t.history, t.run_dir, t.step, t.step < tc.steps, seconds))
-            if done or len(finished) == len(self.trainers):
-                break
-            if self.step % tc.checkpoint_every == 0:
-                seconds = time.perf_counter() - t0
-                for j in range(len(self.trainers)):
-                    if j not in finished:
-                        self._scatter(j, seconds).save(snapshot=True)
-            # Finished models take this update too (their results are saved already), then leave.
-            apply_update(losses.sum(), self.trainable, self.optimizer, self.grokfast, tc, self.step)
-            self.step += 1
-            on_step(len(self.trainers))
-            if finished:
-                self._keep([j for j in range(len(self.trainers)) if j not in finished])
 
 
 # ---- the sweep -----------------------------------------------------------------------------------
@@ -340,14 +197,16 @@ def read_spec(out: str | Path) -> dict:
 @rundir.holds_lock("out")
 def sweep(preset: str | None = None, recipe: str | None = None, out: str | Path | None = None, *,
           sequential: bool = False, classify: bool = True, overwrite: bool = False, resume: bool = False,
-          progress: bool = True, **settings) -> SweepResult:
+          progress: bool = True, device: str | torch.device | None = None, **settings) -> SweepResult:
     """Train every combination of the list-valued `settings` (scalars are fixed overrides).
 
     sequential=True trains the models one after another with interp.train's Trainer (the
     reference the stacked path must equal). With `out`, each model gets a run directory under
     out/runs and the table is kept in out/results.{csv,json}; `resume=True` continues a sweep
-    there (its settings come from out/sweep.json). Returns the table and the models it trained.
+    there (its settings come from out/sweep.json). `device`: "cpu", "cuda", "mps" (default: the best
+    available). Returns the table and the models it trained.
     """
+    device = resolve_device(device)
     if resume:
         if out is None:
             raise ConfigError("resume needs the sweep directory (out)")
@@ -378,9 +237,9 @@ def sweep(preset: str | None = None, recipe: str | None = None, out: str | Path 
         if row is not None:
             rows[job.name] = row
         elif resume and (run_dir / ck.RESUME).exists():
-            todo.append((job, load_trainer(run_dir)))
+            todo.append((job, load_trainer(run_dir, device=device)))
         else:
-            trainer = Trainer(job.model_config, job.train_config, preset=preset, recipe=recipe)
+            trainer = Trainer(job.model_config, job.train_config, preset=preset, recipe=recipe, device=device)
             if run_dir is not None:
                 trainer.run_dir = prepare_run_dir(run_dir, True, job.model_config, job.train_config)
                 trainer.write_run_json()
@@ -420,7 +279,7 @@ def sweep(preset: str | None = None, recipe: str | None = None, out: str | Path 
             for trainers in groups.values():
                 size = group_size(trainers[0].model_config, trainers[0].train_config)
                 for i in range(0, len(trainers), size):
-                    StackedGroup(trainers[i:i + size]).run(on_finish, bar.update)
+                    Engine(trainers[i:i + size]).run(on_finish, bar.update)
     finally:
         bar.close()
     result.rows = [rows[j.name] for j in jobs if j.name in rows]
@@ -428,6 +287,7 @@ def sweep(preset: str | None = None, recipe: str | None = None, out: str | Path 
     return result
 
 
-def resume_sweep(out: str | Path, progress: bool = True, classify: bool = True) -> SweepResult:
+def resume_sweep(out: str | Path, progress: bool = True, classify: bool = True,
+                 device: str | torch.device | None = None) -> SweepResult:
     """Continue an interrupted sweep: finished models are kept, the others go on from their last snapshot."""
-    return sweep(out=out, resume=True, progress=progress, classify=classify)
+    return sweep(out=out, resume=True, progress=progress, classify=classify, device=device)

@@ -1,8 +1,14 @@
-"""Full-batch training on (a + b) mod p, with logged history, snapshots, early stop and resume.
+"""Full-batch training on (a + b) mod p, with logged history, snapshots, stops and resume.
+
+One engine (`Engine`) trains a stack of n >= 1 models; a single run (`Trainer.run`, `train`) is a
+stack of one, a sweep (interp.sweeps) stacks the models that share a shape and a recipe.
+A run stops at its step cap, at `stop_at_test_acc`, or, with `stop_when_clean`, once its circuit
+is clean (interp.stopping); the reason is kept in the last history row and in run.json.
 
 A run directory holds:
-    run.json                      model + training config, preset and recipe names
+    run.json                      model + training config, preset and recipe names, stop_reason
     history.json                  [{step, train_loss, train_acc, test_loss, test_acc, seconds}]
+                                  (+ key_freqs with stop_when_clean, stop_reason in the last row)
     checkpoints/step_XXXXXX.safetensors   weights every `checkpoint_every` steps (initial included)
     final.safetensors             weights at the last step
     resume.safetensors            weights + AdamW + Grokfast state at the last snapshot
@@ -19,19 +25,23 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from interp import checkpoints as ck
 from interp import rundir
 from interp.config import ModelConfig, TrainConfig
 from interp.data import Dataset, make_dataset
+from interp.device import resolve_device
 from interp.errors import CheckpointError, ConfigError, RunDirError
 from interp.model import Transformer
 from interp.resources import check_memory
 from interp.safeio import MAX_HISTORY_BYTES, read_json_file
+from interp.stopping import clean_reason
 
 
 def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -106,6 +116,7 @@ class TrainResult:
     step: int
     stopped_early: bool
     seconds: float
+    stop_reason: str = ""  # why training stopped (also in the last history row and in run.json)
 
     @property
     def final(self) -> dict:
@@ -114,7 +125,8 @@ class TrainResult:
 
 @dataclass
 class Trainer:
-    """One training run; `run()` trains from `step` to cfg.steps (or the early stop)."""
+    """One model's training run: its configs, weights, optimiser and bookkeeping (history, run
+    directory, resume state). `run()` trains it from `step` to cfg.steps or a stop, with the Engine."""
 
     model_config: ModelConfig
     train_config: TrainConfig
@@ -125,10 +137,14 @@ class Trainer:
     step: int = 0
     seconds: float = 0.0
     run_id: str | None = field(default_factory=rundir.new_run_id)  # in run.json and every resume state
+    device: torch.device | str | None = "cpu"
+    stop_reason: str = ""
 
     def __post_init__(self):
-        self.model = Transformer(self.model_config, seed=self.train_config.seed)
-        self.data: Dataset = make_dataset(self.model_config, self.train_config.train_frac, self.train_config.data_seed)
+        self.device = torch.device(self.device or "cpu")
+        self.model = Transformer(self.model_config, seed=self.train_config.seed).to(self.device)  # CPU init: same on every device
+        data = make_dataset(self.model_config, self.train_config.train_frac, self.train_config.data_seed)
+        self.data: Dataset = Dataset(**{k: v.to(self.device) for k, v in vars(data).items()})
         self.params = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
         self.optimizer = make_optimizer(self.params, self.train_config)
         tc = self.train_config
@@ -147,17 +163,17 @@ class Trainer:
 
     def load_resume_state(self, tensors: dict[str, torch.Tensor], source: str) -> None:
         model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-        self.model = ck.model_from_state(self.model_config, model_state, source)
+        self.model = ck.model_from_state(self.model_config, model_state, source).to(self.device)
         self.model.train()
         self.params = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
         self.optimizer = make_optimizer(self.params, self.train_config)
         for name, p in self.params.items():
             st = {k.split(".")[-1]: v for k, v in tensors.items() if k.startswith(f"optim.{name}.") and k.count(".") == name.count(".") + 2}
-            if st:
-                self.optimizer.state[p] = st
+            if st:  # AdamW keeps its step counter on the CPU unless capturable
+                self.optimizer.state[p] = {k: v if k == "step" else v.to(self.device) for k, v in st.items()}
         if self.train_config.grokfast:
             self.grokfast = Grokfast(self.params, self.train_config.grokfast_alpha, self.train_config.grokfast_lambda)
-            self.grokfast.ema = {k[9:]: v for k, v in tensors.items() if k.startswith("grokfast.")}
+            self.grokfast.ema = {k[9:]: v.to(self.device) for k, v in tensors.items() if k.startswith("grokfast.")}
 
     def save(self, snapshot: bool) -> None:
         if self.run_dir is None:
@@ -178,13 +194,7 @@ class Trainer:
             "preset": self.preset, "recipe": self.recipe, "format": ck.FORMAT, "run_id": self.run_id,
         })
 
-    # ---- the loop ----------------------------------------------------------------------------
-    def log(self, train_loss: float, train_acc: float) -> dict:
-        self.model.eval()
-        test_loss, test_acc = evaluate(self.model, self.data.test_tokens, self.data.test_labels)
-        self.model.train()
-        return self.record(train_loss, train_acc, test_loss, test_acc)
-
+    # ---- bookkeeping the Engine calls ----------------------------------------------------------
     def record(self, train_loss: float, train_acc: float, test_loss: float, test_acc: float) -> dict:
         row = {"step": self.step, "train_loss": train_loss, "train_acc": train_acc,
                "test_loss": test_loss, "test_acc": test_acc, "seconds": round(self.seconds, 3)}
@@ -192,49 +202,209 @@ class Trainer:
         return row
 
     def update(self, loss: torch.Tensor) -> None:
+        """One optimiser update of this model alone (the Engine's step for a stack of one)."""
         apply_update(loss, self.params, self.optimizer, self.grokfast, self.train_config, self.step)
         self.step += 1
 
-    def finish(self) -> None:
-        """Save the end of the run: a last snapshot (and resume point) and final.safetensors."""
+    def finish(self, reason: str) -> TrainResult:
+        """Save the end of the run: why it stopped (last history row, run.json), a last snapshot
+        (and resume point) and final.safetensors."""
         self.model.eval()
+        self.stop_reason = reason
+        if self.history and self.history[-1]["step"] == self.step:
+            self.history[-1]["stop_reason"] = reason
         if self.run_dir is not None:
             self.save(snapshot=True)
             ck.save_checkpoint(self.run_dir / ck.FINAL, self.model, self.train_config, self.step, self.history[-1])
+            info = json.loads((self.run_dir / ck.RUN_JSON).read_text())
+            ck.atomic_write_json(self.run_dir / ck.RUN_JSON, dict(info, stop_reason=reason))
+        return TrainResult(self.model, self.history, self.run_dir, self.step, self.step < self.train_config.steps,
+                           self.seconds, reason)
 
     def run(self, progress: bool = True) -> TrainResult:
-        tc, d = self.train_config, self.data
-        self.model.train()
-        stopped = False
-        bar = tqdm(total=tc.steps, initial=self.step, disable=not progress, desc="train", unit="step",
+        bar = tqdm(total=self.train_config.steps, initial=self.step, disable=not progress, desc="train", unit="step",
                    dynamic_ncols=True, leave=True)
-        t0 = time.perf_counter() - self.seconds
+        results = []
+
+        def on_log(rows: list[dict]) -> None:
+            bar.set_postfix(train_acc=f"{rows[0]['train_acc']:.3f}", test_acc=f"{rows[0]['test_acc']:.3f}", refresh=False)
+
         try:
-            while True:
-                logits = self.model.last_logits(d.train_tokens)
-                loss = loss_fn(logits, d.train_labels)
-                done = self.step >= tc.steps
-                if self.step % tc.log_every == 0 or done:
-                    self.seconds = time.perf_counter() - t0
-                    acc = accuracy(logits.detach(), d.train_labels).item()
-                    row = self.log(loss.item(), acc)
-                    bar.set_postfix(train_acc=f"{acc:.3f}", test_acc=f"{row['test_acc']:.3f}", refresh=False)
-                    if tc.stop_at_test_acc is not None and row["test_acc"] >= tc.stop_at_test_acc:
-                        done, stopped = True, self.step < tc.steps
-                if done:
-                    break
-                if self.step % tc.checkpoint_every == 0:
-                    self.seconds = time.perf_counter() - t0
-                    self.save(snapshot=True)
-                self.update(loss)
-                bar.update(1)
-        except KeyboardInterrupt:
+            Engine([self]).run(lambda t, r: results.append(r), bar.update, on_log)
+        finally:
             bar.close()
-            raise
-        bar.close()
-        self.seconds = time.perf_counter() - t0
-        self.finish()
-        return TrainResult(self.model, self.history, self.run_dir, self.step, stopped, self.seconds)
+        return results[0]
+
+
+class Engine:
+    """The training loop, once: n >= 1 models of one shape and recipe trained in lockstep.
+
+    A stack of one trains its Trainer's own model, parameters and optimiser: a plain PyTorch step.
+    More are stacked [n_models, ...] with torch.func (`stack_module_state` + `vmap(functional_call)`),
+    data too (different splits of the same size), under one AdamW and one Grokfast filter: both are
+    element-wise and the loss is the sum of per-model losses, so each model follows its own run
+    (clip_grad, a norm over a whole model, is refused by the sweep). Every Trainer keeps its own
+    bookkeeping and gets its slice of the state when saved; a model that stops (step cap, test
+    accuracy, clean circuit: `interp.stopping`) is saved and dropped from the stack.
+    """
+
+    def __init__(self, trainers: list[Trainer]):
+        self.trainers = trainers
+        self.tc = trainers[0].train_config
+        self.step = trainers[0].step
+        self.device = trainers[0].device
+        self.solo = len(trainers) == 1
+        data = [t.data for t in trainers]
+        self.data = {k: torch.stack([getattr(d, k) for d in data])  # [n_models, ...]
+                     for k in ("train_tokens", "train_labels", "test_tokens", "test_labels")}
+        if self.solo:
+            return
+        # The template decides code paths only: mixing attention as soon as one model has alpha != 1
+        # (alpha = 1 in a mixing group computes 1 * softmax + 0 * J: the same numbers).
+        mixing = [t.model_config for t in trainers if t.model_config.attn_rate != 1.0]
+        self.base = Transformer((mixing or [trainers[0].model_config])[0], seed=None).to(self.device)
+        params, self.buffers = stack_module_state([t.model for t in trainers])
+        self.params = dict(params)
+        self.trainable = {n: p for n, p in self.params.items() if p.requires_grad}
+        self.optimizer = make_optimizer(self.trainable, self.tc)
+        self.grokfast = Grokfast(self.trainable, self.tc.grokfast_alpha, self.tc.grokfast_lambda) if self.tc.grokfast else None
+        self._stack_state()
+        self._vlogits = vmap(self._logits)
+
+    # ---- the stack's forward pass and per-model numbers ---------------------------------------
+    def _logits(self, params, buffers, tokens):  # one model: tokens [n, n_ctx] -> [n, d_vocab_out]
+        return functional_call(self.base, (params, buffers), (tokens,), {"last_only": True})[:, -1]  # = last_logits
+
+    def logits(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens [n_models, batch, n_ctx] -> last-position logits [n_models, batch, d_vocab_out]."""
+        if self.solo:
+            return self.trainers[0].model.last_logits(tokens[0]).unsqueeze(0)
+        return self._vlogits(self.params, self.buffers, tokens)
+
+    def per_model(self, fn, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """fn(logits [batch, d_vocab_out], labels [batch]) -> 0-dim, for each model: [n_models]."""
+        return fn(logits[0], labels[0]).unsqueeze(0) if self.solo else vmap(fn)(logits, labels)
+
+    def weights(self, j: int) -> dict[str, torch.Tensor]:
+        """Model j's parameters by name (views, no copy)."""
+        if self.solo:
+            return dict(self.trainers[0].model.named_parameters())
+        return {n: p[j] for n, p in self.params.items()}
+
+    # ---- stacking state ------------------------------------------------------------------------
+    def _stack_state(self) -> None:
+        """Optimiser and filter state of resumed trainers (all at the same step), stacked."""
+        for name, p in self.trainable.items():
+            states = [t.optimizer.state.get(t.params[name]) for t in self.trainers]
+            if all(states):
+                self.optimizer.state[p] = {k: states[0][k].clone() if k == "step" else torch.stack([s[k] for s in states])
+                                           for k in states[0]}
+        if self.grokfast and all(t.grokfast.ema for t in self.trainers):
+            self.grokfast.ema = {n: torch.stack([t.grokfast.ema[n] for t in self.trainers]) for n in self.trainable}
+
+    @torch.no_grad()
+    def _scatter(self, j: int, seconds: float) -> Trainer:
+        """Trainer j with model j's weights, AdamW moments and Grokfast EMA, ready to save."""
+        t = self.trainers[j]
+        t.step, t.seconds = self.step, seconds
+        if self.solo:
+            return t
+        for n, p in t.model.named_parameters():
+            p.copy_(self.params[n][j])
+        for n, p in t.params.items():
+            st = self.optimizer.state.get(self.trainable[n])
+            if st:
+                t.optimizer.state[p] = {k: v.clone() if k == "step" else v[j].clone() for k, v in st.items()}
+        if self.grokfast:
+            t.grokfast.ema = {n: e[j].clone() for n, e in self.grokfast.ema.items()}
+        return t
+
+    def _keep(self, keep: list[int]) -> None:
+        """Drop the models not in `keep` from the stack (state, data and trainers)."""
+        idx = torch.tensor(keep, device=self.device)
+        self.data = {k: v[idx] for k, v in self.data.items()}
+        self.trainers = [self.trainers[j] for j in keep]
+        if self.solo:
+            return
+        old = self.trainable
+        self.params = {n: p.detach()[idx].requires_grad_(p.requires_grad) for n, p in self.params.items()}
+        self.buffers = {n: b[idx] for n, b in self.buffers.items()}
+        self.trainable = {n: p for n, p in self.params.items() if p.requires_grad}
+        state = self.optimizer.state
+        self.optimizer = make_optimizer(self.trainable, self.tc)
+        for n, p in self.trainable.items():
+            if old[n] in state:
+                self.optimizer.state[p] = {k: v if k == "step" else v[idx] for k, v in state[old[n]].items()}
+        if self.grokfast:
+            ema = self.grokfast.ema
+            self.grokfast = Grokfast(self.trainable, self.tc.grokfast_alpha, self.tc.grokfast_lambda)
+            self.grokfast.ema = {n: e[idx] for n, e in ema.items()}
+
+    # ---- the loop ------------------------------------------------------------------------------
+    def update(self, losses: torch.Tensor) -> None:
+        """Update number step + 1 of every model in the stack from its loss (losses [n_models])."""
+        if self.solo:
+            self.trainers[0].update(losses[0])
+        else:
+            apply_update(losses.sum(), self.trainable, self.optimizer, self.grokfast, self.tc, self.step)
+        self.step += 1
+
+    def log(self, logits: torch.Tensor, losses: torch.Tensor, seconds: float, done: bool) -> dict[int, str]:
+        """History rows for every model from the train logits [n_models, n_train, d_vocab_out] and a test
+        pass; returns {model index: reason} for those whose stop (test accuracy, clean circuit) is met."""
+        tc, d = self.tc, self.data
+        train_acc = self.per_model(accuracy, logits.detach(), d["train_labels"]).tolist()
+        with torch.no_grad():
+            test_logits = self.logits(d["test_tokens"])
+            test_loss = self.per_model(loss_fn, test_logits, d["test_labels"]).tolist()
+            test_acc = self.per_model(accuracy, test_logits, d["test_labels"]).tolist()
+        stops = {}
+        for j, (t, loss) in enumerate(zip(self.trainers, losses.tolist())):
+            t.step, t.seconds = self.step, seconds
+            row = t.record(loss, train_acc[j], test_loss[j], test_acc[j])
+            if tc.stop_when_clean:
+                reason = clean_reason(t.history, self.weights(j), t.model_config.p)
+                if reason and not done:
+                    stops[j] = reason
+            if not done and tc.stop_at_test_acc is not None and row["test_acc"] >= tc.stop_at_test_acc:
+                stops.setdefault(j, f"test accuracy {row['test_acc']:.4f} >= stop_at_test_acc {tc.stop_at_test_acc:g}")
+        return stops
+
+    def run(self, on_finish: Callable[[Trainer, TrainResult], None], on_step: Callable[[int], None],
+            on_log: Callable[[list[dict]], None] | None = None) -> None:
+        """Train every model to its stop; `on_finish` gets each model as it ends, `on_step` the number
+        of models each update advanced, `on_log` the new history rows at each evaluation."""
+        tc, d = self.tc, self.data
+        t0 = time.perf_counter() - self.trainers[0].seconds
+        for t in self.trainers:
+            t.model.train()
+        while self.trainers:
+            logits = self.logits(d["train_tokens"])  # [n_models, n_train, d_vocab_out]
+            losses = self.per_model(loss_fn, logits, d["train_labels"])  # [n_models]
+            done = self.step >= tc.steps
+            stops = {j: f"step cap: steps={tc.steps} reached" for j in range(len(self.trainers))} if done else {}
+            if self.step % tc.log_every == 0 or done:
+                stops.update(self.log(logits, losses, time.perf_counter() - t0, done))
+                if on_log:
+                    on_log([t.history[-1] for t in self.trainers])
+            if stops:
+                seconds = time.perf_counter() - t0
+                for j in sorted(stops):
+                    t = self._scatter(j, seconds)
+                    on_finish(t, t.finish(stops[j]))
+            if len(stops) == len(self.trainers):
+                break
+            if self.step % tc.checkpoint_every == 0:
+                seconds = time.perf_counter() - t0
+                for j in range(len(self.trainers)):
+                    if j not in stops:
+                        self._scatter(j, seconds).save(snapshot=True)
+            # Stopped models take this update too (their results are saved already), then leave.
+            self.update(losses)
+            on_step(len(self.trainers))
+            if stops:
+                self._keep([j for j in range(len(self.trainers)) if j not in stops])
+            d = self.data
 
 
 def prepare_run_dir(run_dir: str | Path, overwrite: bool, model_config: ModelConfig, train_config: TrainConfig) -> Path:
@@ -281,23 +451,25 @@ def check_disk_space(run_dir: Path, model_config: ModelConfig, train_config: Tra
 @rundir.holds_lock("out")
 def train(preset: str | None = None, recipe: str | None = None, out: str | Path | None = None, *,
           model_config: ModelConfig | None = None, train_config: TrainConfig | None = None,
-          overwrite: bool = False, progress: bool = True, **overrides) -> TrainResult:
+          overwrite: bool = False, progress: bool = True, device: str | torch.device | None = None,
+          **overrides) -> TrainResult:
     """Train a model. Start from a preset (and recipe) and/or explicit configs; keyword overrides
     set any ModelConfig or TrainConfig field by name, e.g. `train("nanda", steps=500, attn_rate=0.5)`.
-    With `out`, the run is saved there and can be resumed with `resume(out)`.
+    With `out`, the run is saved there and can be resumed with `resume(out)`. `device`: "cpu",
+    "cuda", "mps" (default: the best available).
     """
     from interp.presets import resolve
 
     mcfg, tcfg = resolve(preset, recipe, model_config, train_config, overrides)
     check_memory([(mcfg, tcfg)])  # before the data and the model are built
-    trainer = Trainer(mcfg, tcfg, preset=preset, recipe=recipe)
+    trainer = Trainer(mcfg, tcfg, preset=preset, recipe=recipe, device=resolve_device(device))
     if out is not None:
         trainer.run_dir = prepare_run_dir(out, overwrite, mcfg, tcfg)
         trainer.write_run_json()
     return trainer.run(progress=progress)
 
 
-def load_trainer(run_dir: str | Path, steps: int | None = None) -> Trainer:
+def load_trainer(run_dir: str | Path, steps: int | None = None, device: str | torch.device | None = None) -> Trainer:
     """A Trainer restored from a run directory's resume state (optionally with a new step budget)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -314,7 +486,7 @@ def load_trainer(run_dir: str | Path, steps: int | None = None) -> Trainer:
         tcfg = tcfg.replace(steps=steps)
     check_memory([(mcfg, tcfg)])
     trainer = Trainer(mcfg, tcfg, run_dir=run_dir, preset=info.get("preset"), recipe=info.get("recipe"),
-                      run_id=info.get("run_id"))
+                      run_id=info.get("run_id"), device=resolve_device(device))
     if (run_dir / ck.RESUME).exists():
         tensors, meta = ck.read_safetensors(run_dir / ck.RESUME)
         rundir.check_resume_state(run_dir / ck.RESUME, info, meta)
@@ -336,6 +508,7 @@ def load_trainer(run_dir: str | Path, steps: int | None = None) -> Trainer:
 
 
 @rundir.holds_lock("run_dir", create=False)
-def resume(run_dir: str | Path, steps: int | None = None, progress: bool = True) -> TrainResult:
+def resume(run_dir: str | Path, steps: int | None = None, progress: bool = True,
+           device: str | torch.device | None = None) -> TrainResult:
     """Continue an interrupted run from its last resume point; same final weights as if never stopped."""
-    return load_trainer(run_dir, steps).run(progress=progress)
+    return load_trainer(run_dir, steps, device).run(progress=progress)

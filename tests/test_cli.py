@@ -29,6 +29,53 @@ def test_version(capsys):
     assert help_text(["--version"], capsys).startswith("interp ")
 
 
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["train", "--help"], ["sweep", "--help"]])
+def test_help_and_version_import_no_torch(argv):
+    """A fresh process: `interp --help` and `--version` answer without importing torch (well under 1 s)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom interp.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\nprint('NO_TORCH')")
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("NO_TORCH"), proc.stderr[-1000:]
+
+
+def test_training_flags_come_from_the_config_fields(tmp_path, capsys, monkeypatch):
+    """Every ModelConfig / TrainConfig field is a flag of `train` and `sweep`, with the field's own help;
+    a field added to a config becomes a flag with no edit to the CLI."""
+    import dataclasses
+
+    from interp import config, presets
+
+    fields = [f.name for c in (config.ModelConfig, config.TrainConfig) for f in dataclasses.fields(c)]
+    train_help = help_text(["train", "--help"], capsys)
+    sweep_help = help_text(["sweep", "--help"], capsys)
+    for name in fields:
+        flag = "--" + name.replace("_", "-")
+        assert flag in train_help and flag in sweep_help, flag
+    assert "AdamW learning rate" in train_help  # the comment beside `lr` in interp/config.py
+    # A new field (as another module might add) is a flag at once, typed and validated.
+    NewTrain = dataclasses.make_dataclass(
+        "TrainConfig", [("lr_floor", float, dataclasses.field(default=0.0, metadata={"help": "lowest learning rate"}))],
+        bases=(config.TrainConfig,), frozen=True)
+    monkeypatch.setattr(presets, "TrainConfig", NewTrain)
+    out = help_text(["train", "--help"], capsys)
+    assert "--lr-floor FLOAT" in out and "lowest learning rate" in out
+    assert presets.parse_value("lr_floor", "0.5") == 0.5
+
+
+def test_train_flags_are_typed_and_none_switches_off(tmp_path, capsys):
+    assert main(["train", "--preset", "tiny", "--steps", "3", "--stop-at-test-acc", "none", "--betas", "0.9:0.99",
+                 "--stop-when-clean", "false", "--out", str(tmp_path / "r"), "--quiet", "--json"]) == 0
+    run = json.loads((tmp_path / "r" / "run.json").read_text())["train_config"]
+    assert run["stop_at_test_acc"] is None and run["betas"] == [0.9, 0.99] and run["steps"] == 3
+    assert json.loads(capsys.readouterr().out)["stop_reason"] == "step cap: steps=3 reached"
+    with pytest.raises(SystemExit) as exit:
+        main(["train", "--preset", "tiny", "--steps", "1.5"])
+    assert exit.value.code == 2 and "--steps: invalid int value: '1.5'" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, needle", [
     (["report", "{tmp}/missing"], "no such file"),
     (["report", "{tmp}"], "{tmp}"),  # a directory with no checkpoint in it

@@ -20,7 +20,8 @@ def test_fast_recipe_keeps_task_and_architecture(preset):
     fast_m, fast_t = resolve(preset, "fast", None, None, {})
     assert fast_m == published_m == PRESETS[preset][0]
     assert all(getattr(fast_t, k) == getattr(published_t, k) for k in TASK)
-    assert fast_t.stop_at_test_acc == 0.99
+    assert fast_t.stop_when_clean and fast_t.stop_at_test_acc is None  # the stop is a clean circuit, not 99 %
+    assert not published_t.stop_when_clean  # the published recipe runs its full length
     assert fast_t.log_every <= 10  # a timely stop
     assert fast_t.checkpoint_every <= 20  # a few dozen snapshots even in a short run
     assert fast_t.steps >= 1000 and fast_t.clip_grad is None
@@ -37,7 +38,7 @@ def test_watch_recipe_memorises_then_generalises_slowly():
     m, t = resolve("nanda", "watch", None, None, {})
     fast = resolve("nanda", "fast", None, None, {})[1]
     assert m == PRESETS["nanda"][0] and t.train_frac == 0.3
-    assert t.stop_at_test_acc == 0.99 and t.steps > fast.steps
+    assert t.stop_when_clean and t.steps > fast.steps
     assert t.lr < fast.lr and t.weight_decay < fast.weight_decay  # slower clean-up: a visible delay
     assert t.checkpoint_every <= 50  # a few dozen snapshots through the ~1200-step delay
 

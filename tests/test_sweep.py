@@ -10,9 +10,10 @@ import interp
 from interp.cli import main
 from interp.errors import ConfigError, RunDirError
 from interp.presets import resolve
-from interp.sweeps import expand, group_key, group_size, parse_value, sweep
+from interp.presets import parse_value
+from interp.sweeps import expand, group_key, group_size, sweep
 
-from interp import sweeps as sweep_mod
+from interp import training
 
 # Early stop at 0.4 test accuracy: in this grid the models finish at different steps, so
 # models leave the stack while others go on. Different splits (data_seed) are stacked too.
@@ -83,7 +84,7 @@ def test_interrupted_sweep_resumes_without_redoing_finished_models(tmp_path, mon
     reference = sweep("tiny", progress=False, classify=False, **grid, **fixed)
 
     calls = {"n": 0}
-    real = sweep_mod.apply_update
+    real = training.apply_update
 
     def killed_midway(*args, **kwargs):
         calls["n"] += 1
@@ -91,10 +92,10 @@ def test_interrupted_sweep_resumes_without_redoing_finished_models(tmp_path, mon
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sweep_mod, "apply_update", killed_midway)
+    monkeypatch.setattr(training, "apply_update", killed_midway)
     with pytest.raises(KeyboardInterrupt):
         sweep("tiny", out=tmp_path / "s", progress=False, classify=False, **grid, **fixed)
-    monkeypatch.setattr(sweep_mod, "apply_update", real)
+    monkeypatch.setattr(training, "apply_update", real)
     done = {r["name"] for r in json.loads((tmp_path / "s" / "results.json").read_text())}
     assert done == {"d_model=16,seed=0", "d_model=16,seed=1"}
     finals = {n: (tmp_path / "s" / "runs" / n / "final.safetensors").stat().st_mtime_ns for n in done}
@@ -155,3 +156,25 @@ def test_cli_sweep(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["sweep", "--help"])
     assert "interp sweep --preset pizza-a --attn-rate 0,0.5,1" in capsys.readouterr().out
+
+
+def test_sweeps_keep_no_training_loop():
+    """One engine: the sweep module holds the grid, the grouping and the table, not a second loop."""
+    import inspect
+
+    from interp import sweeps
+
+    source = inspect.getsource(sweeps)
+    for loop_piece in ("apply_update", "vmap(", "stack_module_state", "loss_fn", "make_optimizer"):
+        assert loop_piece not in source
+
+
+def test_stacked_clean_stops_equal_alone(tmp_path):
+    """stop_when_clean in a stack: each model stops at its own clean check, as it would alone."""
+    kw = dict(lr=1e-2, steps=1500, stop_at_test_acc=None, stop_when_clean=True, log_every=10, checkpoint_every=500)
+    stacked = sweep("tiny", progress=False, classify=False, seed=[0, 1], **kw)
+    for seed in (0, 1):
+        s = stacked.results[f"seed={seed}"]
+        alone = interp.train("tiny", progress=False, seed=seed, **kw)
+        assert s.step == alone.step and s.stop_reason == alone.stop_reason and s.stop_reason.startswith("clean")
+        assert_same_model(s.model, alone.model)

@@ -126,7 +126,114 @@ def test_width_override_keeps_proportions():
 
 
 def test_none_switches_off_optional_settings():
-    _, tcfg = interp.presets.resolve("nanda", "fast", None, None, {"stop_at_test_acc": None, "lr": None})
-    assert tcfg.stop_at_test_acc is None and tcfg.lr == interp.RECIPES["nanda"]["fast"]["lr"]
-    _, tcfg = interp.presets.resolve("nanda", "fast", None, None, {})
-    assert tcfg.stop_at_test_acc == 0.99
+    _, tcfg = interp.presets.resolve("tiny", None, None, None, {"stop_at_test_acc": None, "lr": None})
+    assert tcfg.stop_at_test_acc is None and tcfg.lr == interp.PRESETS["tiny"][1].lr
+    _, tcfg = interp.presets.resolve("tiny", None, None, None, {})
+    assert tcfg.stop_at_test_acc == 1.0
+
+
+# ---- one engine ----------------------------------------------------------------------------------
+def _plain_loop(preset, steps, **overrides):
+    """The training step written out in plain PyTorch (the loop main had before the Engine):
+    last-position logits, float64 loss, backward, Grokfast, warm-up lr, AdamW."""
+    from interp.presets import resolve
+    from interp.training import Grokfast, loss_fn, lr_at
+
+    mcfg, tcfg = resolve(preset, None, None, None, overrides)
+    model = interp.Transformer(mcfg, seed=tcfg.seed)
+    data = make_dataset(mcfg, tcfg.train_frac, tcfg.data_seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay, betas=tcfg.betas)
+    gf = Grokfast(dict((n, p) for n, p in model.named_parameters() if p.requires_grad), tcfg.grokfast_alpha,
+                  tcfg.grokfast_lambda) if tcfg.grokfast else None
+    for step in range(steps):
+        loss = loss_fn(model.last_logits(data.train_tokens), data.train_labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if gf:
+            gf.filter()
+        for g in opt.param_groups:
+            g["lr"] = lr_at(tcfg, step)
+        opt.step()
+    return model
+
+
+@pytest.mark.parametrize("overrides", [{}, {"grokfast_lambda": 2.0, "seed": 3}, {"attn_rate": 0.0, "lr": 1e-2}])
+def test_solo_run_is_bit_identical_to_a_plain_loop(overrides):
+    """A single run is the Engine on a stack of one: the same weights, bit for bit, as the plain loop.
+    (Checked once more against weights saved from main's pre-Engine code: docs/performance.md.)"""
+    r = interp.train("tiny", progress=False, steps=40, stop_at_test_acc=None, log_every=7, **overrides)
+    assert same_weights(r.model, _plain_loop("tiny", 40, stop_at_test_acc=None, **overrides))
+
+
+def test_stop_reason_is_recorded(tmp_path):
+    r = interp.train("tiny", out=tmp_path / "cap", progress=False, steps=30, stop_at_test_acc=None)
+    assert r.stop_reason == "step cap: steps=30 reached" and not r.stopped_early
+    r = interp.train("tiny", out=tmp_path / "acc", progress=False, lr=1e-2)  # tiny stops at test acc 1.0
+    assert r.stopped_early and r.stop_reason.startswith("test accuracy 1.0000 >= stop_at_test_acc")
+    for run, result in ((tmp_path / "cap", "step cap"), (tmp_path / "acc", "test accuracy")):
+        assert json.loads((run / "run.json").read_text())["stop_reason"].startswith(result)
+        assert json.loads((run / "history.json").read_text())[-1]["stop_reason"].startswith(result)
+
+
+def test_clean_stop_waits_for_a_settled_circuit(tmp_path):
+    """stop_when_clean stops after test accuracy >= 0.99 and only once the key frequencies have been
+    the same at the last checks, carry most of W_E's Fourier norm and the weight norm has settled."""
+    from interp import stopping
+
+    r = interp.train("tiny", out=tmp_path / "run", progress=False, lr=1e-2, steps=1500, stop_at_test_acc=None,
+                     stop_when_clean=True, log_every=10, checkpoint_every=50)
+    assert r.stopped_early and r.stop_reason.startswith("clean circuit")
+    hist = r.history
+    first_99 = next(row["step"] for row in hist if row["test_acc"] >= 0.99)
+    assert r.step >= first_99 + 10 * (stopping.STABLE_CHECKS - 1)  # not at 99 %: after it
+    last = hist[-stopping.STABLE_CHECKS:]
+    keys = last[-1]["key_freqs"]
+    assert keys and all(row["key_freqs"] == keys for row in last)
+    assert keys == interp.key_frequencies(interp.load(tmp_path / "run"))  # measured on the saved model
+    assert stopping.key_share(r.model.W_E[: r.model.cfg.p], keys) >= stopping.MIN_KEY_SHARE
+    assert abs(last[-1]["sum_sq_weights"] / last[0]["sum_sq_weights"] - 1) < stopping.MAX_WEIGHT_CHANGE
+    # No earlier check met all conditions: the stop is the first clean check.
+    assert all(stopping.is_clean(hist[: i + 1], 0.0 if i + 1 < len(hist) else 1.0) is None
+               for i in range(len(hist) - 1))
+
+
+def test_is_clean_needs_every_condition():
+    from interp.stopping import is_clean
+
+    row = dict(test_acc=1.0, key_freqs=[3, 7], sum_sq_weights=100.0)
+    ok = [dict(row, step=s) for s in (0, 10, 20)]
+    assert is_clean(ok, 0.95)
+    assert is_clean(ok, 0.5) is None  # keys carry too little of the norm
+    assert is_clean(ok[1:], 0.95) is None  # too few checks
+    assert is_clean([ok[0], dict(ok[1], key_freqs=[3]), ok[2]], 0.95) is None  # keys changed
+    assert is_clean([dict(ok[0], test_acc=0.9), *ok[1:]], 0.95) is None  # not generalised throughout
+    assert is_clean([dict(ok[0], sum_sq_weights=120.0), *ok[1:]], 0.95) is None  # still cleaning up
+    assert is_clean([dict(r, key_freqs=[]) for r in ok], 0.95) is None  # no key frequencies
+
+
+def test_clean_stop_resumes_exactly(tmp_path):
+    """The stop's state is the history: a run resumed mid-way stops at the same step with the same weights."""
+    kw = dict(progress=False, lr=1e-2, steps=1500, stop_at_test_acc=None, stop_when_clean=True, log_every=10,
+              checkpoint_every=20)
+    whole = interp.train("tiny", out=tmp_path / "whole", **kw)
+    assert whole.stop_reason.startswith("clean circuit")
+    cut = whole.step - 20 - whole.step % 20  # a resume point a couple of checks before the stop
+    interp.train("tiny", out=tmp_path / "part", **dict(kw, steps=cut))
+    again = interp.resume(tmp_path / "part", steps=1500, progress=False)
+    assert again.step == whole.step and again.stop_reason == whole.stop_reason
+    assert same_weights(again.model, whole.model)
+    strip = lambda h: [{k: v for k, v in row.items() if k != "seconds"} for row in h]  # noqa: E731
+    assert strip(again.history) == strip(whole.history)
+
+
+def test_device_cuda_without_cuda_is_one_clear_line(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert main(["train", "--preset", "tiny", "--steps", "5", "--out", str(tmp_path / "r"), "--device", "cuda",
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("interp: error: device 'cuda' is not available")
+    assert not (tmp_path / "r").exists()  # refused before anything was written
+    with pytest.raises(ConfigError, match="not one of cpu, cuda, mps"):
+        interp.train("tiny", steps=5, progress=False, device="tpu")

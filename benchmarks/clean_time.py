@@ -1,0 +1,118 @@
+"""Time to a clean circuit as a user sees it: a fresh `interp train --preset P --recipe fast`
+process, imports included, and where that time goes.
+
+The child process times its own phases (exclusive wall and CPU seconds): importing interp's
+training path, the training forward passes, evaluation (test pass, history rows, stop checks),
+backward + AdamW, snapshot/resume writes (fsync included), the final save; "other" is the rest
+(interpreter start, argument parsing, model init, data). The timers wrap the engine's methods
+in the child only, for measurement.
+
+    python benchmarks/clean_time.py                       # nanda, pizza-a, pizza-b; 3 fresh runs each
+    python benchmarks/clean_time.py --presets nanda --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CHILD = r'''
+import json, sys, time
+w0, c0 = time.perf_counter(), time.process_time()
+import interp.cli, interp.training as T
+imp = (time.perf_counter() - w0, time.process_time() - c0)
+phases, stack = {}, []
+
+def timed(owner, name, label):
+    real = getattr(owner, name)
+    def wrapper(*a, **k):
+        w, c = time.perf_counter(), time.process_time()
+        stack.append([0.0, 0.0])
+        try:
+            return real(*a, **k)
+        finally:
+            dw, dc = time.perf_counter() - w, time.process_time() - c
+            inner = stack.pop()
+            tot = phases.setdefault(label, [0.0, 0.0])
+            tot[0] += dw - inner[0]; tot[1] += dc - inner[1]
+            if stack:
+                stack[-1][0] += dw; stack[-1][1] += dc
+    setattr(owner, name, wrapper)
+
+timed(T.Engine, "logits", "forward")
+timed(T.Engine, "log", "evaluate + stop checks")
+timed(T.Engine, "update", "backward + AdamW")
+timed(T.Trainer, "save", "snapshots (fsync)")
+timed(T.Trainer, "finish", "final save")
+rc = interp.cli.main(sys.argv[1:])
+phases["import interp"] = list(imp)
+print("PHASES", json.dumps(phases))
+sys.exit(rc)
+'''
+
+
+def fresh_run(preset: str, extra: list[str] | None = None) -> dict:
+    """One fresh `interp train --preset PRESET --recipe fast` process: wall, CPU, steps, stop, phases."""
+    with tempfile.TemporaryDirectory() as tmp:
+        args = ["train", "--preset", preset, "--recipe", "fast", "--out", str(Path(tmp) / "run"), "--quiet", "--json",
+                *(extra or [])]
+        t0 = time.perf_counter()
+        r0 = os.times()
+        proc = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        r1 = os.times()
+    if proc.returncode != 0:
+        raise RuntimeError(f"interp {' '.join(args)} failed: {proc.stderr.strip()[-500:]}")
+    out = proc.stdout
+    phases = json.loads(next(line for line in out.splitlines() if line.startswith("PHASES"))[7:])
+    final = json.loads(out[: out.index("PHASES")])
+    cpu = (r1.children_user - r0.children_user) + (r1.children_system - r0.children_system)
+    return {"preset": preset, "wall": wall, "cpu": cpu, "step": final["step"], "stop_reason": final["stop_reason"],
+            "test_acc": final["test_acc"], "phases": phases}
+
+
+def breakdown(runs: list[dict]) -> str:
+    labels = ["import interp", "forward", "backward + AdamW", "evaluate + stop checks", "snapshots (fsync)", "final save"]
+    med = {k: statistics.median(r["phases"].get(k, [0, 0])[0] for r in runs) for k in labels}
+    wall = statistics.median(r["wall"] for r in runs)
+    med["other (start, init, data)"] = wall - sum(med.values())
+    return ", ".join(f"{k} {v:.2f} s" for k, v in med.items())
+
+
+def load() -> str:
+    return "load average " + " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def run(quick: bool = False, presets=("nanda", "pizza-a", "pizza-b"), repeats: int = 3) -> list[tuple[str, str, str]]:
+    rows = []
+    targets = {"nanda": 10.0, "pizza-a": 5.0, "pizza-b": 5.0}
+    for preset in (["pizza-b"] if quick else presets):
+        before = load()
+        runs = [fresh_run(preset, ["--steps", "20"] if quick else None) for _ in range(1 if quick else repeats)]
+        walls = sorted(r["wall"] for r in runs)
+        cpus = sorted(r["cpu"] for r in runs)
+        rows.append((f"clean circuit, fresh process: {preset} fast",
+                     f"{statistics.median(walls):.1f} s median wall ({statistics.median(cpus):.1f} s CPU)",
+                     f"{len(runs)} runs, wall {', '.join(f'{w:.1f}' for w in walls)} s; steps "
+                     f"{', '.join(str(r['step']) for r in runs)}; stop: {runs[0]['stop_reason']}; "
+                     f"target <= {targets.get(preset, 10):g} s; {before} -> {load()}"))
+        rows.append((f"  where the time goes: {preset}", breakdown(runs), "medians of the fresh runs (wall, exclusive)"))
+    return rows
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--presets", default="nanda,pizza-a,pizza-b")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--quick", action="store_true")
+    a = ap.parse_args()
+    for preset in a.presets.split(","):  # each preset's rows as soon as they are measured
+        for row in run(a.quick, [preset], a.repeats):
+            print(" | ".join(row), flush=True)

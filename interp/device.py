@@ -1,0 +1,36 @@
+"""Which torch device to run on: `--device cpu|cuda|mps`, default the best one available."""
+
+from __future__ import annotations
+
+import torch
+
+from interp.errors import ConfigError
+
+DEVICES = ("cpu", "cuda", "mps")
+
+
+def _available(kind: str) -> bool:
+    if kind == "cuda":
+        return torch.cuda.is_available()
+    if kind == "mps":
+        return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    return True
+
+
+def resolve_device(name: str | torch.device | None = None) -> torch.device:
+    """A usable torch.device from 'cpu', 'cuda', 'cuda:1', 'mps' or None (cuda, else mps, else cpu);
+    an unknown or unavailable device is one ConfigError line."""
+    if name is None:
+        return torch.device(next(k for k in DEVICES[1:] + ("cpu",) if _available(k)))
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device {name!r} is not one of {', '.join(DEVICES)}") from None
+    if dev.type not in DEVICES:
+        raise ConfigError(f"device {name!r} is not one of {', '.join(DEVICES)}")
+    if not _available(dev.type):
+        raise ConfigError(f"device {name!r} is not available on this machine "
+                          f"(torch {torch.__version__} sees no {dev.type.upper()} device); use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s)")
+    return dev

@@ -1,0 +1,69 @@
+"""When is the circuit clean? The stop that ends the fast recipes and the demo.
+
+Accuracy alone is the wrong stop for an interpretability tool: at 99 % test accuracy a model can
+still carry its memorised solution beside a half-formed circuit (Nanda et al.'s clean-up comes
+after generalisation). This stop reads the progress measures at each check (every `log_every`
+steps) and needs all of these over the last `stable_checks` checks:
+
+1. generalised: test accuracy >= `min_test_acc` at every one;
+2. the key frequencies of W_E (`fourier.key_frequencies`) non-empty and the same at every one;
+3. now, they carry >= `min_key_share` of W_E[:p]'s non-constant squared Fourier norm (`key_share`);
+4. the weights have settled: the total sum of squared weights (`progress.weight_measures`), which
+   falls during clean-up (and can rise after it at a high learning rate), changed by less than
+   `max_weight_change` (relative) across the window.
+
+Each check writes `key_freqs` and `sum_sq_weights` into its history row, so the stop needs no
+state besides the history (a resumed run stops where an uninterrupted one does). The thresholds
+come from scripts/study_clean_stop.py (docs/performance.md, "When is the circuit clean?").
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from interp import fourier
+from interp.progress import weight_measures
+
+MIN_TEST_ACC = 0.99
+STABLE_CHECKS = 3
+MIN_KEY_SHARE = 0.9
+MAX_WEIGHT_CHANGE = 0.01
+
+
+def key_share(W_E: Tensor, keys: list[int]) -> float:
+    """Share of W_E [p, d_model]'s non-constant squared Fourier norm on the frequencies `keys`."""
+    if not keys:
+        return 0.0
+    sq = fourier.frequency_norms(W_E.detach().double()).square()  # [K], index k - 1
+    return (sq[[k - 1 for k in keys]].sum() / sq.sum().clamp_min(1e-300)).item()
+
+
+@torch.no_grad()
+def measure_row(row: dict, state: dict[str, Tensor], p: int) -> float:
+    """Add this check's `key_freqs` and `sum_sq_weights` to its history row; returns the key share.
+    state: the model's parameters by name (HookedTransformer names)."""
+    W_E = state["embed.W_E"][:p]
+    row["key_freqs"] = keys = fourier.key_frequencies(W_E)
+    row["sum_sq_weights"] = weight_measures(state, p)["sum_sq_weights"]
+    return key_share(W_E, keys)
+
+
+def is_clean(history: list[dict], share: float, min_test_acc: float = MIN_TEST_ACC, stable_checks: int = STABLE_CHECKS,
+             min_key_share: float = MIN_KEY_SHARE, max_weight_change: float = MAX_WEIGHT_CHANGE) -> str | None:
+    """Why the circuit is clean at the last history row (with `share` its key share), or None."""
+    recent = history[-stable_checks:]
+    keys = recent[-1].get("key_freqs")
+    if (not keys or len(recent) < stable_checks
+            or any(r.get("key_freqs") != keys or r["test_acc"] < min_test_acc for r in recent)):
+        return None
+    change = abs(recent[-1]["sum_sq_weights"] / recent[0]["sum_sq_weights"] - 1)
+    if share < min_key_share or not change < max_weight_change:
+        return None
+    return (f"clean circuit: over the last {stable_checks} checks test acc >= {min_test_acc:g}, key frequencies "
+            f"{keys} ({share:.0%} of W_E's Fourier norm), sum of squared weights within {change:.2%}")
+
+
+def clean_reason(history: list[dict], state: dict[str, Tensor], p: int, **thresholds) -> str | None:
+    """Measure the model at the last history row (see `measure_row`), then `is_clean`."""
+    return is_clean(history, measure_row(history[-1], state, p), **thresholds)
