@@ -515,3 +515,19 @@ def test_clock_pizza_run_with_eqn_sign_has_no_causal_mask(tmp_path):
     loaded = interp.load(path)
     assert loaded.cfg == model.cfg and not loaded.cfg.causal and loaded.cfg.n_ctx == 3
     assert_same_logits(loaded, model)
+
+
+def test_a_safetensors_file_whose_header_length_starts_with_0x80_is_not_taken_for_a_pickle(tmp_path):
+    # A header of 128 + 256 n bytes makes the file's first byte 0x80, a pickle's PROTO opcode.
+    from safetensors.torch import save_file
+
+    model = interp.Transformer(interp.ModelConfig.with_width(16, p=7, eq_token=False), seed=0)
+    state = {k: v.contiguous() for k, v in model.state_dict().items() if not k.endswith((".mask", ".IGNORE"))}
+    for pad in range(300):
+        path = tmp_path / "m.safetensors"
+        save_file(state, path, metadata={"pad": "x" * pad})
+        if path.read_bytes()[0] == 0x80:
+            break
+    else:
+        raise AssertionError("no padding gave a header length starting with 0x80")
+    assert interp.formats.sniff(path) == "safetensors"

@@ -45,10 +45,12 @@ def sniff(path: Path) -> str:
         head = f.read(16)
     if not head:
         return "an empty file"
-    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
-        return "torch"
+    # safetensors first: its 8-byte header length may well start with 0x80 (a header of 128 + 256 n
+    # bytes), which a bare check for a pickle's PROTO opcode would take for a torch file.
     if len(head) >= 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") < 1 << 32:
         return "safetensors"
+    if head[:4] == b"PK\x03\x04" or (head[:1] == b"\x80" and 2 <= head[1] <= 5):  # zip, or PROTO 2-5
+        return "torch"
     if head.lstrip()[:1] in (b"{", b"["):
         return "a JSON/text file (a config? pass it with --config next to the checkpoint)"
     if all(32 <= c < 127 or c in (9, 10, 13) for c in head):
