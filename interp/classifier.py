@@ -25,30 +25,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from interp import metrics as M
+from interp.display import HTMLRepr
+from interp.verdicts import CLI_DESCRIPTION, CONFIDENCE_HELP  # noqa: F401 - re-exported
 from interp.errors import InterpError
 
 LABELS = ("clock", "pizza", "mixed", "ambiguous", "non-generalizing")
 CIRCLE_LABELS = ("clock", "pizza", "accompanying", "unclear")
-
-CONFIDENCE_HELP = (
-    "confidence: the share of the evidence that agrees with the label. The evidence is one vote per\n"
-    "main circle (each key frequency's circle isolated and re-run, accompanying circles excluded) plus\n"
-    "one whole-model vote from gradient symmetricity / distance irrelevance; each votes clock, pizza or\n"
-    "unclear. For clock and pizza: the share of votes for that label; for mixed: the share of circles\n"
-    "that are a clear clock or pizza; for ambiguous: the share of votes that do not back the leading\n"
-    "algorithm; for non-generalizing: 1 (accuracy alone decides). E.g. 0.75 = 3 of 4 votes agree.")
-
-# For `interp classify --help` (interp/cli.py): what the command does and what the numbers mean.
-CLI_DESCRIPTION = (
-    "Classify a trained model as running the clock or the pizza algorithm (Zhong et al. 2023), circle by\n"
-    "circle: each key frequency's circle of the embedding is kept alone and the model re-run on all p^2\n"
-    "pairs. A clock circle's correct logit ignores a - b (distance irrelevance DI near 1); a pizza circle\n"
-    "fits the pizza template |cos(w(a-b)/2)| cos(w(a+b-c)) and has a low DI; an accompanying circle feeds\n"
-    "another circle's frequency. The whole model's gradient symmetricity / DI add one vote.\n"
-    "Labels: clock, pizza, mixed (clock and pizza circles in one model), ambiguous (the evidence conflicts\n"
-    "or is inconclusive), non-generalizing (below 99 % accuracy on all pairs). Thresholds and their\n"
-    "calibration against the authors' runs: docs/calibration.md.\n\n" + CONFIDENCE_HELP)
-
 
 def circle_lines(c: "Classification") -> list[str]:
     """One text line per analysed circle, for the CLI."""
@@ -110,7 +92,7 @@ class FrequencyVerdict:
 
 
 @dataclass
-class Classification:
+class Classification(HTMLRepr):
     """A verdict with the numbers behind it. `to_dict()` / `to_json()` hold the same fields."""
 
     label: str
@@ -234,7 +216,7 @@ def classify_model(model) -> Classification:
         pizza_exact_template_fve=fits.pizza_exact, key_frequencies=keys, key_frequency_source=key_source,
         circles=circles, frequencies=freqs, mixed=label == "mixed", evidence=evidence,
         model={k: v for k, v in cfg.to_dict().items() if k in ("p", "d_model", "n_heads", "d_mlp", "n_layers", "attn_rate", "eq_token")},
-        source=getattr(model, "source_format", None),
+        source=model.source_format,
     )
     result.explanation = explain(result)
     return result
@@ -271,7 +253,7 @@ def classify(checkpoint_or_model, config=None) -> Classification:
 
         model = load(checkpoint_or_model, config)
         result = classify_model(model)
-        fmt = getattr(model, "source_format", None)
+        fmt = model.source_format
         result.source = f"{checkpoint_or_model}" + (f" ({fmt})" if fmt else "")
         return result
     if config is not None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from interp import rundir
 from interp.errors import InterpError
+from interp.verdicts import CLI_DESCRIPTION
 
 EXIT_ERROR = 2
 
@@ -138,13 +139,13 @@ def run_train(args) -> int:
 def add_classify(sub) -> None:
     p = sub.add_parser(
         "classify", help="clock, pizza, or neither?", formatter_class=_formatter,
-        description="Classify a trained model as running the clock or the pizza algorithm (Zhong et al. 2023),\n"
-        "from two lines of evidence: gradient symmetricity / distance irrelevance, and logit templates.\n"
-        "Labels: clock, pizza, ambiguous (the evidence disagrees or circuits are mixed), non-generalizing.\n\n"
+        description=CLI_DESCRIPTION + "\n\n"
         "PATH: an interp checkpoint or run directory, or a foreign checkpoint recognised from its contents:\n"
-        "TransformerLens HookedTransformer state dicts (alone, in the Grokking demo's or ARENA's run file),\n"
-        "Nanda-original / Clock-Pizza state dicts (their JSON config is found next to the file as NAME.json\n"
-        "or config.json, or given with --config).",
+        "TransformerLens HookedTransformer state dicts (alone, in the Grokking demo's or ARENA's run file, or\n"
+        "the progress-measures trainer's file), TransformerLens 4 TransformerBridge state dicts, and\n"
+        "Nanda-original / Clock-Pizza state dicts. A JSON config is found next to the file as NAME.json,\n"
+        "config_<run>.json beside model_<run>.pt (the Clock/Pizza authors' save/ folder) or config.json,\n"
+        "or given with --config (a bridge file needs its TransformerBridgeConfig fields).",
         epilog="examples:\n"
         "  interp classify checkpoints/tiny\n"
         "  interp classify checkpoints/pizza-a/final.safetensors --json\n"
@@ -158,7 +159,7 @@ def add_classify(sub) -> None:
 
 
 def run_classify(args) -> int:
-    from interp.classifier import classify
+    from interp.classifier import circle_lines, classify
 
     result = classify(args.path, config=args.config)
     if args.json:
@@ -171,8 +172,8 @@ def run_classify(args) -> int:
     for name in scores:
         print(f"  {name:32s} {getattr(result, name):.4f}")
     print(f"  {'key_frequencies':32s} {result.key_frequencies} (from the {result.key_frequency_source})")
-    for f in result.frequencies:
-        print(f"    k={f.frequency:<4d} share {f.logit_share:.2f}  clock {f.clock_fve:.3f}  pizza {f.pizza_fve:.3f}  -> {f.label}")
+    for line in circle_lines(result):
+        print(line)
     if result.source:
         print(f"  source: {result.source}")
     return 0

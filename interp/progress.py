@@ -25,8 +25,8 @@ import torch
 from einops import rearrange
 from fancy_einsum import einsum
 from torch import Tensor
-from tqdm.auto import tqdm
 
+from interp.display import HTMLRepr, tqdm
 from interp import batched
 from interp import checkpoints as ck
 from interp import fourier
@@ -197,7 +197,7 @@ def measure(model, freqs: list[int] | None = None, train_frac: float | None = No
     """Progress measures of one model. The split comes from `train_frac`/`data_seed`, else from the
     checkpoint the model was loaded from (`interp.load`); key frequencies default to the model's own."""
     cfg = model.cfg
-    info = getattr(model, "checkpoint_info", None)
+    info = model.checkpoint_info
     train_idx, test_idx = resolve_split(cfg.p, getattr(info, "train_config", None), train_frac, data_seed, "model")
     freqs = fourier.key_frequencies(model) if freqs is None else freqs
     if not freqs:
@@ -218,7 +218,7 @@ class Phases:
 
 
 @dataclass
-class Progress:
+class Progress(HTMLRepr):
     """Progress measures over a run's snapshots; every array is [n_snapshots] unless noted."""
 
     steps: Tensor  # [S] long

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from interp.display import tqdm
 from interp import checkpoints as ck
 from interp import plots, probes
 from interp.formats import load
@@ -240,7 +240,7 @@ def _load(path_or_model, config):
     if isinstance(path_or_model, (str, Path)):
         model = load(path_or_model, config)
         c = C.classify_model(model)
-        fmt = getattr(model, "source_format", None)
+        fmt = model.source_format
         c.source = f"{path_or_model}" + (f" ({fmt})" if fmt else "")
         return model, c, Path(path_or_model).resolve().name
     if config is not None:

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
+from interp.display import HTMLRepr, tqdm
 from interp import checkpoints as ck
 from interp import rundir
 from interp.config import ModelConfig, TrainConfig
@@ -62,7 +62,7 @@ class Job:
 
 
 @dataclass
-class SweepResult:
+class SweepResult(HTMLRepr):
     rows: list[dict]  # the table: one row per finished model, in grid order
     out: Path | None
     results: dict[str, TrainResult] = field(default_factory=dict)  # models trained by this call, by name

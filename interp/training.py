@@ -30,8 +30,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
-from tqdm.auto import tqdm
 
+from interp.display import HTMLRepr, tqdm
 from interp import checkpoints as ck
 from interp import rundir
 from interp.config import ModelConfig, TrainConfig
@@ -109,7 +109,7 @@ def apply_update(loss: torch.Tensor, params: dict[str, torch.nn.Parameter], opti
 
 
 @dataclass
-class TrainResult:
+class TrainResult(HTMLRepr):
     model: Transformer
     history: list[dict]
     run_dir: Path | None
