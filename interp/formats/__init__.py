@@ -49,7 +49,7 @@ def sniff(path: Path) -> str:
     # bytes), which a bare check for a pickle's PROTO opcode would take for a torch file.
     if len(head) >= 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") < 1 << 32:
         return "safetensors"
-    if head[:4] == b"PK\x03\x04" or (head[:1] == b"\x80" and 2 <= head[1] <= 5):  # zip, or PROTO 2-5
+    if head[:4] == b"PK\x03\x04" or (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):  # zip; PROTO 2-5
         return "torch"
     if head.lstrip()[:1] in (b"{", b"["):
         return "a JSON/text file (a config? pass it with --config next to the checkpoint)"
