@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from einops import rearrange
 from fancy_einsum import einsum
 from torch import Tensor
 
