@@ -4,6 +4,7 @@ with exit status 2, and the main job (`interp demo`) end to end."""
 import contextlib
 import io
 import json
+import re
 
 import pytest
 
@@ -95,7 +96,7 @@ def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "demo"
     buf = io.StringIO()  # capsys is function-scoped
     with contextlib.redirect_stdout(buf):
-        code = main(["demo", "--out", str(out), "--steps", "300", "--quiet"])
+        code = main(["demo", "--out", str(out), "--steps", "100", "--quiet"])
     return code, buf.getvalue(), out
 
 
@@ -104,7 +105,9 @@ def test_demo_trains_classifies_and_writes_a_report(demo):
     assert code == 0, out
     report = run_dir / "report.html"
     assert report.exists() and (run_dir / "final.safetensors").exists()
-    assert "300 steps" in out and "verdict: " in out
+    steps = int(re.search(r"p=59, d_model=128: (\d+) steps", out).group(1))  # the default preset, pizza-a
+    assert steps <= 100 and json.loads((run_dir / "history.json").read_text())[-1]["step"] == steps
+    assert "verdict: " in out
     assert f"report: {report}" in out and report.resolve().as_uri() in out
 
 
