@@ -61,11 +61,12 @@ def ray_session(address: str | None = None, num_workers: int = 2, attempts: int 
     so; a start that got through took 34 s.
     """
     ray = require_ray()
+    for name, n in (("num_workers", num_workers), ("cpus_per_worker", cpus_per_worker)):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise DistributedError(f"{name} must be a positive integer, got {n!r}")
     if ray.is_initialized():
         yield
         return
-    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
-        raise DistributedError(f"num_workers must be a positive integer, got {num_workers!r}")
     cpus = num_workers * cpus_per_worker
     where = f"the Ray cluster at {address}" if address else f"a local Ray with {cpus} CPUs"
     with _ray_logs_to_root():
