@@ -15,8 +15,8 @@ of near-equal size holding at most `group_size` models. By default that size com
 device and the model: a group may take 1/GROUP_SHARE of the device's total memory (a CUDA device's
 own, else the machine's), each model counted at interp.resources' estimate of what training it
 holds (its data, weights and optimiser state, full-batch activations). On a 24 GiB machine that
-is ~770 tiny models (p 23, d_model 32) or 9 nanda-size ones per group. The plan uses the total,
-not what is free now, so it is the same on every run and for both backends.
+is ~760 tiny models (p 23, d_model 32), 32 pizza-a or 9 nanda-size ones per group. The plan uses
+the total, not what is free now, so it is the same on every run and for both backends.
 
 Backends: "inprocess" (the default) trains the groups one after another in this process; "ray"
 sends each group as a Ray task (interp.distributed) to a local Ray started with `workers` CPUs, or
@@ -423,8 +423,10 @@ def sweep(preset: str | None = None, recipe: str | None = None, out: str | Path 
     todo = [g for g in groups if any(j.name not in rows for j in g)]
     common = dict(classify=classify, device=device, threads=threads)
     if backend == "ray":
-        tasks = [partial(_group_task, out, preset, recipe, g, **dict(common, threads=threads or 1)) for g in todo]
+        # One GPU per task on CUDA: Ray sets each worker's CUDA_VISIBLE_DEVICES, so there "cuda" is its GPU.
         gpus = 1 if device is not None and torch.device(device).type == "cuda" else 0
+        common.update(threads=threads or 1, device="cuda" if gpus else device)
+        tasks = [partial(_group_task, out, preset, recipe, g, **common) for g in todo]
         distributed.run_tasks(tasks, address=address, num_workers=workers, cpus_per_task=threads or 1,
                               num_gpus=gpus, on_result=lambda i, names: collect(todo[i]), progress=progress)
     else:
