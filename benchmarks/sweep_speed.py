@@ -16,10 +16,17 @@ and are reported apart: they are a Ray sweep's fixed cost, not a per-model one. 
 give the same weights as the in-process one (same groups, same thread count): the difference is
 reported (0 expected).
 
-Measured on the shared 2-core machine, load average 7-9 from other jobs during the run (so every
-mode slowed alike; ratios, not seconds, are the result), with
-`OMP_NUM_THREADS=1 python benchmarks/sweep_speed.py`:
-    MEASURED
+Measured on the shared 2-core machine with other jobs running (load average 6.0 at the start, 10.8
+at the end: the 2 cores were always busy), `OMP_NUM_THREADS=1 python benchmarks/sweep_speed.py`:
+    8 x tiny:    stacked 1.30x sequential (56.1 vs 43.1 models/min); Ray (2 workers) 1.03x stacked;
+                 stacked with 2 threads 0.09x stacked with 1
+    8 x pizza-a: stacked 1.09x sequential (31.7 vs 29.1 models/min); Ray (2 workers) 0.90x stacked;
+                 stacked with 2 threads 0.14x stacked with 1
+    Ray start 30 s, workers' first task 16 s; weights: Ray = in-process = sequential, bit for bit.
+With no free core a second worker (or a second thread) cannot help: Ray's gain here is nil, and two
+OpenMP threads that wait on each other under this load are ~10x slower. On an idle machine
+Ray's workers run on cores that would otherwise sit unused; this machine never had one idle
+during the session, so that gain is not measured here.
 """
 
 from __future__ import annotations
