@@ -125,6 +125,25 @@ def test_ray_equals_inprocess_bit_for_bit(local_ray, reference, tmp_path):
     assert (out / "results.csv").read_text().splitlines()[0] == (reference.out / "results.csv").read_text().splitlines()[0]
 
 
+def test_an_inprocess_sweep_resumes_on_ray(local_ray, reference, tmp_path, monkeypatch):
+    calls, real = {"n": 0}, training.apply_update
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 60 + 35:  # group 1 (1 model) done; group 2 (a stack of 2) dies at step 35
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "apply_update", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        interp.sweep("tiny", out=tmp_path / "s", group_size=2, threads=1, progress=False, **GRID, **FIXED)
+    monkeypatch.setattr(training, "apply_update", real)
+    assert [r["name"] for r in table(tmp_path / "s")] == NAMES[:1]
+    assert main(["sweep", "--resume", str(tmp_path / "s"), "--backend", "ray", "--quiet"]) == 0
+    assert_same_runs(reference.out, tmp_path / "s")
+    assert table(tmp_path / "s") == table(reference.out)
+
+
 def _killing_task(kill_group: str, marks: str, *args, **kwargs):
     """sweeps._group_task, whose first attempt on the group starting with `kill_group` (a stack of 2)
     SIGKILLs its own worker process at update 30 (as the OOM killer or a lost machine would), after the
@@ -164,60 +183,6 @@ def test_a_killed_worker_is_retried_and_nothing_is_lost(local_ray, reference, tm
     assert_same_runs(reference.out, out)
     assert table(out) == table(reference.out)
     assert not list(out.rglob(".*.tmp"))
-
-
-def test_a_killed_driver_resumes_with_the_other_backend(local_ray, reference, tmp_path):
-    """The CLI driver on the module's Ray (--address), SIGKILLed once a group has finished; then
-    `interp sweep --resume` in-process completes it."""
-    out = tmp_path / "s"
-    argv = [str(Path(sys.executable).parent / "interp"), "sweep", "--preset", "tiny", "--d-model", "16,32", "--seeds", "0,1,2",
-            "--set", "steps=60", "--set", "log_every=10", "--set", "checkpoint_every=20", "--group-size", "2",
-            "--backend", "ray", "--address", local_ray, "--out", str(out), "--quiet"]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    driver = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.monotonic() + TEST_TIMEOUT - 60
-    try:
-        while not list(out.glob("runs/*/classification.json")):
-            assert driver.poll() is None, driver.communicate()
-            assert time.monotonic() < deadline, "no model finished in time"
-            time.sleep(0.05)
-    finally:
-        driver.kill()  # SIGKILL: no cleanup, no final table
-        driver.wait(30)
-    finished = {p.parent.name for p in out.glob("runs/*/classification.json")}
-    assert 0 < len(finished) < len(NAMES), finished  # killed midway
-    # Ray ends a dead driver's tasks: once their CPUs are free again, no worker writes the sweep.
-    while ray.available_resources().get("CPU", 0) < 2:
-        assert time.monotonic() < deadline, "the dead driver's tasks kept running"
-        time.sleep(0.1)
-
-    assert main(["sweep", "--resume", str(out), "--threads", "1", "--quiet"]) == 0
-    assert [r["name"] for r in table(out)] == NAMES
-    # Models at different steps when the driver died are resumed in smaller stacks: equal within rounding.
-    assert_same_runs(reference.out, out, exact=False)
-    cols = lambda rows: [{k: v for k, v in r.items() if not k.startswith(("classify.", "train_", "test_"))}  # noqa: E731
-                         for r in rows]
-    assert cols(table(out)) == cols(table(reference.out))
-    assert [r["classify.label"] for r in table(out)] == [r["classify.label"] for r in table(reference.out)]
-
-
-def test_an_inprocess_sweep_resumes_on_ray(local_ray, reference, tmp_path, monkeypatch):
-    calls, real = {"n": 0}, training.apply_update
-
-    def interrupted(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 60 + 35:  # group 1 (1 model) done; group 2 (a stack of 2) dies at step 35
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(training, "apply_update", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        interp.sweep("tiny", out=tmp_path / "s", group_size=2, threads=1, progress=False, **GRID, **FIXED)
-    monkeypatch.setattr(training, "apply_update", real)
-    assert [r["name"] for r in table(tmp_path / "s")] == NAMES[:1]
-    assert main(["sweep", "--resume", str(tmp_path / "s"), "--backend", "ray", "--quiet"]) == 0
-    assert_same_runs(reference.out, tmp_path / "s")
-    assert table(tmp_path / "s") == table(reference.out)
 
 
 # ---- the runner -------------------------------------------------------------------------------------
@@ -278,3 +243,39 @@ def test_tasks_past_the_time_limit_are_cancelled(local_ray):
     while ray.available_resources().get("CPU", 0) < 2:  # the cancelled task's CPU is free again
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+# ---- last: a driver of its own (its tasks need new worker processes) ------------------------------
+def test_a_killed_driver_resumes_with_the_other_backend(local_ray, reference, tmp_path):
+    """The CLI driver on the module's Ray (--address), SIGKILLed once a group has finished; then
+    `interp sweep --resume` in-process completes it."""
+    out = tmp_path / "s"
+    argv = [str(Path(sys.executable).parent / "interp"), "sweep", "--preset", "tiny", "--d-model", "16,32", "--seeds", "0,1,2",
+            "--set", "steps=60", "--set", "log_every=10", "--set", "checkpoint_every=20", "--group-size", "2",
+            "--backend", "ray", "--address", local_ray, "--out", str(out), "--quiet"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    driver = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + TEST_TIMEOUT - 60
+    try:
+        while not list(out.glob("runs/*/classification.json")):
+            assert driver.poll() is None, driver.communicate()
+            assert time.monotonic() < deadline, "no model finished in time"
+            time.sleep(0.05)
+    finally:
+        driver.kill()  # SIGKILL: no cleanup, no final table
+        driver.wait(30)
+    finished = {p.parent.name for p in out.glob("runs/*/classification.json")}
+    assert 0 < len(finished) < len(NAMES), finished  # killed midway
+    # Ray ends a dead driver's tasks: once their CPUs are free again, no worker writes the sweep.
+    while ray.available_resources().get("CPU", 0) < 2:
+        assert time.monotonic() < deadline, "the dead driver's tasks kept running"
+        time.sleep(0.1)
+
+    assert main(["sweep", "--resume", str(out), "--threads", "1", "--quiet"]) == 0
+    assert [r["name"] for r in table(out)] == NAMES
+    # Models at different steps when the driver died are resumed in smaller stacks: equal within rounding.
+    assert_same_runs(reference.out, out, exact=False)
+    cols = lambda rows: [{k: v for k, v in r.items() if not k.startswith(("classify.", "train_", "test_"))}  # noqa: E731
+                         for r in rows]
+    assert cols(table(out)) == cols(table(reference.out))
+    assert [r["classify.label"] for r in table(out)] == [r["classify.label"] for r in table(reference.out)]
