@@ -255,7 +255,7 @@ def add_sweep(sub) -> None:
         "  interp sweep --preset tiny --set weight_decay=0.3,1,3 --set warmup_steps=0,50 --out sweeps/wd\n"
         "  interp sweep --resume sweeps/x           # continue an interrupted sweep, keeping finished models\n"
         "  interp sweep --preset pizza-a --attn-rate 0,0.5,1 --d-model 32,64 --backend ray --workers 2 --out sweeps/r\n"
-        "  interp sweep --resume sweeps/r --backend ray --address ray://head:10001   # on a cluster",
+        "  interp sweep --resume sweeps/r --backend ray --address HEAD:6379   # on a Ray cluster (`ray start --head`)",
     )
     p.add_argument("--preset", default=None, help="named setup (default: tiny)")
     p.add_argument("--recipe", default=None, help="optimisation recipe of the preset (default: published)")

@@ -73,8 +73,8 @@ def ray_session(address: str | None = None, num_workers: int = 2, attempts: int 
         for _ in range(1 if address else attempts):
             try:
                 # "local": a new Ray of our own, even where RAY_ADDRESS or a `ray start` cluster exists
-                ray.init(address=address or "local", num_cpus=None if address else cpus, include_dashboard=False,
-                         log_to_driver=False, configure_logging=False)
+                local = {} if address else dict(num_cpus=cpus, include_dashboard=False)
+                ray.init(address=address or "local", log_to_driver=False, configure_logging=False, **local)
                 break
             except Exception as e:  # noqa: BLE001 - Ray raises a bare Exception when its node times out starting
                 ray.shutdown()
