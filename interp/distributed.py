@@ -1,7 +1,7 @@
 """Run independent pieces of work as Ray tasks: on a local Ray started here, or on a cluster.
 
-    with ray_session(num_workers=2):                  # a local Ray with 2 CPUs (or address="ray://...")
-        results = run_tasks([partial(train_group, spec) for spec in groups])
+    with ray_session(num_workers=2):        # a local Ray with 2 CPUs (or address="HEAD:6379", "ray://...")
+        results = run_tasks([partial(work, x) for x in xs])   # work(x) on the workers, results in order
 
 A task is a picklable callable without arguments (a function from an importable module, or a
 functools.partial of one); each takes `cpus_per_task` CPUs (default 1; `num_gpus` GPUs each), and
