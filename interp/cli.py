@@ -246,12 +246,16 @@ def add_sweep(sub) -> None:
         "share a shape and a recipe are stacked and trained as one (torch.func.vmap), each with the same\n"
         "result as training it alone. Each model gets an ordinary run directory (OUT/runs/NAME), is classified\n"
         "when interp.classify is available, and gets a row in OUT/results.csv and OUT/results.json.\n"
-        "A comma list is an axis of the grid; a single value is a fixed setting.",
+        "A comma list is an axis of the grid; a single value is a fixed setting.\n"
+        "With --backend ray each group of stacked models is a Ray task: on a local Ray started here with\n"
+        "--workers CPUs, or on the cluster at --address (needs Ray: pip install -e \".[ray]\").",
         epilog="examples:\n"
         "  interp sweep --preset pizza-a --attn-rate 0,0.5,1 --d-model 32,64 --seeds 0,1 --out sweeps/x\n"
         "  interp sweep --preset nanda --recipe fast --seeds 0,1,2,3 --data-seeds 0,1 --out sweeps/seeds\n"
         "  interp sweep --preset tiny --set weight_decay=0.3,1,3 --set warmup_steps=0,50 --out sweeps/wd\n"
-        "  interp sweep --resume sweeps/x           # continue an interrupted sweep, keeping finished models",
+        "  interp sweep --resume sweeps/x           # continue an interrupted sweep, keeping finished models\n"
+        "  interp sweep --preset pizza-a --attn-rate 0,0.5,1 --d-model 32,64 --backend ray --workers 2 --out sweeps/r\n"
+        "  interp sweep --resume sweeps/r --backend ray --address HEAD:6379   # on a Ray cluster (`ray start --head`)",
     )
     p.add_argument("--preset", default=None, help="named setup (default: tiny)")
     p.add_argument("--recipe", default=None, help="optimisation recipe of the preset (default: published)")
@@ -261,6 +265,15 @@ def add_sweep(sub) -> None:
     p.add_argument("--set", action="append", default=[], metavar="FIELD=V[,V...]",
                    help="any model or training setting, e.g. warmup_steps=0,10 (repeatable)")
     p.add_argument("--sequential", action="store_true", help="train one model after another (no stacking)")
+    p.add_argument("--group-size", type=int, metavar="N",
+                   help="most models per stacked group (default: from the device's memory and the model's size)")
+    p.add_argument("--backend", choices=("inprocess", "ray"), default="inprocess",
+                   help="inprocess: groups one after another here (default); ray: each group a Ray task")
+    p.add_argument("--address", metavar="ADDR", help="Ray cluster to use (default: start a local Ray)")
+    p.add_argument("--workers", type=int, default=2, metavar="N", help="groups at once on a local Ray (default: 2)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch threads per group (default: this process's in-process, 1 per Ray task; "
+                   "equal counts give bit-identical weights across backends)")
     p.add_argument("--no-classify", action="store_true", help="skip classifying the trained models")
     add_device(p)
     p.add_argument("--json", action="store_true", help="print the result table as JSON")
@@ -273,6 +286,8 @@ def run_sweep(args) -> int:
     from interp.sweeps import resume_sweep, sweep
 
     progress, classify = not args.quiet, not args.no_classify
+    options = dict(backend=args.backend, address=args.address, workers=args.workers, threads=args.threads,
+                   group_size=args.group_size)
     given = list(_given_settings(args).items())
     for item in args.set:
         field, sep, values = item.partition("=")
@@ -282,7 +297,7 @@ def run_sweep(args) -> int:
     if args.resume:
         if given or args.preset or args.recipe or args.out:
             raise InterpError("--resume continues a sweep as configured; give no other settings")
-        result = resume_sweep(args.resume, progress=progress, classify=classify, device=args.device)
+        result = resume_sweep(args.resume, progress=progress, classify=classify, device=args.device, **options)
     else:
         settings = {}
         for field, text in given:
@@ -291,7 +306,7 @@ def run_sweep(args) -> int:
         preset = args.preset or "tiny"
         out = args.out or Path("checkpoints") / "sweeps" / preset
         result = sweep(preset, args.recipe, out, sequential=args.sequential, classify=classify,
-                       overwrite=args.overwrite, progress=progress, device=args.device, **settings)
+                       overwrite=args.overwrite, progress=progress, device=args.device, **options, **settings)
     if args.json:
         _print_json(result.rows)
         return 0

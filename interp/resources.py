@@ -20,6 +20,7 @@ the 441 MiB of a 1-step tiny run, i.e. of the imports): nanda fast 227 MiB (esti
 
 from __future__ import annotations
 
+import functools
 import os
 import resource
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ class MemoryEstimate:
         return self.data + self.model + self.activations
 
 
+@functools.lru_cache(maxsize=256)  # a sweep asks once per model: the same few shapes, thousands of times
 def n_params(mcfg: ModelConfig) -> int:
     """Trainable parameters, from the shapes alone (nothing allocated)."""
     import torch
@@ -68,6 +70,15 @@ def estimate_training(mcfg: ModelConfig, tcfg: TrainConfig) -> MemoryEstimate:
     return MemoryEstimate(data, model, train_act + test_act)
 
 
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+        return None if text == "max" else int(text)
+    except (OSError, ValueError):
+        return None
+
+
 def available_memory() -> int:
     """Bytes this process can still allocate: the least of the machine's available memory, the
     cgroup's remaining limit and the address-space limit (RLIMIT_AS) left."""
@@ -78,15 +89,9 @@ def available_memory() -> int:
         limits.append(int(info["MemAvailable"].split()[0]) * 1024)
     except (OSError, KeyError, ValueError):
         limits.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    try:
-        with open("/sys/fs/cgroup/memory.max") as f:
-            cap = f.read().strip()
-        with open("/sys/fs/cgroup/memory.current") as f:
-            used = int(f.read().strip())
-        if cap != "max":
-            limits.append(int(cap) - used)
-    except (OSError, ValueError):
-        pass
+    cap, used = _read_int("/sys/fs/cgroup/memory.max"), _read_int("/sys/fs/cgroup/memory.current")
+    if cap is not None and used is not None:
+        limits.append(cap - used)
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     if soft != resource.RLIM_INFINITY:
         try:
@@ -98,14 +103,33 @@ def available_memory() -> int:
     return max(0, min(limits))
 
 
+def device_memory(device=None) -> int:
+    """Total bytes of memory training on `device` can use: a CUDA device's own memory, else the
+    machine's (the least of MemTotal, the cgroup's limit and RLIMIT_AS). A total, not what is free
+    now: a sweep's groups are sized from it, and must come out the same on every run."""
+    import torch
+
+    device = torch.device(device or "cpu")
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device.index or 0).total_memory
+    limits = [os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")]
+    cap = _read_int("/sys/fs/cgroup/memory.max")
+    if cap is not None:
+        limits.append(cap)
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        limits.append(soft)
+    return min(limits)
+
+
 def _gib(n: int) -> str:
     return f"{n / GIB:,.1f} GiB"
 
 
 def check_memory(runs: list[tuple[ModelConfig, TrainConfig]], concurrent: int = 1, what: str = "training") -> MemoryEstimate:
     """Refuse (ConfigError, one line naming what to change) runs whose estimate exceeds the memory
-    available. `runs` are held at once (a sweep builds all its models first); the activations of
-    `concurrent` of them coexist (a stacked group). Returns the estimate."""
+    available. `runs` are held at once (the groups a sweep trains at the same time); the activations of
+    `concurrent` of them coexist (stacked groups). Returns the estimate."""
     ests = [estimate_training(m, t) for m, t in runs]
     act = sorted((e.activations for e in ests), reverse=True)[:max(1, concurrent)]
     need = MemoryEstimate(sum(e.data for e in ests), sum(e.model for e in ests), sum(act))
@@ -119,6 +143,6 @@ def check_memory(runs: list[tuple[ModelConfig, TrainConfig]], concurrent: int = 
     else:
         fix = f"a smaller --p (full-batch memory grows with p^2: p={m.p} has {m.p ** 2:,} pairs) or --train-frac"
     if len(runs) > 1:
-        fix += ", or fewer models per sweep"
+        fix += ", or fewer models at once (--group-size, --workers)"
     raise ConfigError(f"{what} needs about {_gib(need.total)} of memory ({parts}), only {_gib(free)} is available; "
                       f"use {fix}")

@@ -11,9 +11,10 @@ from interp.cli import main
 from interp.errors import ConfigError, RunDirError
 from interp.presets import resolve
 from interp.presets import parse_value
-from interp.sweeps import expand, group_key, group_size, sweep
+from interp.resources import device_memory, estimate_training
+from interp.sweeps import GROUP_SHARE, expand, group_key, group_size, plan_groups, sweep
 
-from interp import training
+from interp import sweeps, training
 
 # Early stop at 0.4 test accuracy: in this grid the models finish at different steps, so
 # models leave the stack while others go on. Different splits (data_seed) are stacked too.
@@ -114,9 +115,55 @@ def test_groups_stack_seeds_splits_and_attention_rates_only():
     assert len(jobs) == 8 and len({group_key(j.model_config, j.train_config) for j in jobs}) == 4
     assert jobs[0].name == "attn_rate=0.0,d_model=16,lr=0.001"
     assert jobs[0].model_config.d_mlp == 64  # width keeps the preset's proportions
-    # Stacks are capped by memory: a handful of nanda-size models, hundreds of tiny ones.
-    assert 4 <= group_size(*resolve("nanda", None, None, None, {})) <= 16
-    assert group_size(*resolve("tiny", None, None, None, {})) >= 256
+    assert len(plan_groups(jobs)) == 4  # tiny models: each stackable set fits one group
+
+
+def test_group_size_follows_the_device_memory_and_the_model():
+    budget = 2 << 30
+    sizes = {}
+    for preset in ("tiny", "pizza-a", "nanda"):
+        mcfg, tcfg = resolve(preset, None, None, None, {})
+        need = estimate_training(mcfg, tcfg).total
+        sizes[preset] = n = group_size(mcfg, tcfg, budget=budget)
+        assert n * need <= budget < (n + 1) * need, preset  # as many as fit, no more
+    assert sizes["tiny"] > sizes["pizza-a"] > sizes["nanda"] >= 1, sizes
+    assert group_size(mcfg, tcfg, budget=1) == 1  # a model larger than the budget still trains, alone
+    # Default budget: a share of the device's total memory (not what is free now: the same plan every run).
+    assert group_size(mcfg, tcfg, "cpu") == group_size(mcfg, tcfg, budget=device_memory("cpu") // GROUP_SHARE)
+
+
+def test_planned_groups_never_exceed_the_memory_budget(monkeypatch):
+    jobs = expand("nanda", None, {"d_model": [64, 128], "seed": list(range(7))}, {})
+    n_groups = []
+    for memory in (1 << 30, 4 << 30, 64 << 30):
+        monkeypatch.setattr(sweeps, "device_memory", lambda device=None: memory)
+        groups = plan_groups(jobs, "cpu")
+        assert [j for g in groups for j in g] == jobs  # every job once, in grid order
+        for g in groups:
+            assert len({group_key(j.model_config, j.train_config) for j in g}) == 1
+            need = sum(estimate_training(j.model_config, j.train_config).total for j in g)
+            assert len(g) == 1 or need <= memory // GROUP_SHARE, (memory, len(g))
+        n_groups.append(len(groups))
+    assert n_groups[0] > n_groups[1] > n_groups[2] == 2, n_groups  # more memory, bigger stacks
+    # An explicit size: the fewest groups of at most that many, of near-equal sizes.
+    for size in (1, 2, 3, 7, 100):
+        groups = plan_groups(jobs, max_size=size)
+        per_key = -(-7 // size)
+        assert len(groups) == 2 * per_key and all(len(g) <= size for g in groups)
+        assert max(map(len, groups)) - min(map(len, groups)) <= 1
+
+
+def test_a_sweep_stacks_the_planned_groups(monkeypatch):
+    stacks = []
+    real = sweeps.Engine
+
+    def engine(trainers):
+        stacks.append([(t.train_config.seed, t.step) for t in trainers])
+        return real(trainers)
+
+    monkeypatch.setattr(sweeps, "Engine", engine)
+    sweep("tiny", seed=[0, 1, 2, 3, 4], steps=3, group_size=2, progress=False, classify=False)
+    assert stacks == [[(0, 0)], [(1, 0), (2, 0)], [(3, 0), (4, 0)]]
 
 
 def test_bad_sweeps_are_refused_clearly(tmp_path):
@@ -178,3 +225,40 @@ def test_stacked_clean_stops_equal_alone(tmp_path):
         alone = interp.train("tiny", progress=False, seed=seed, **kw)
         assert s.step == alone.step and s.stop_reason == alone.stop_reason and s.stop_reason.startswith("clean")
         assert_same_model(s.model, alone.model)
+
+
+def test_resume_keeps_the_axis_order(tmp_path):
+    """sweep.json's keys are written sorted: a grid whose axes are not in alphabetical order must still
+    resume into its own run directories (not train every model again under new names)."""
+    out = tmp_path / "s"
+    first = sweep("tiny", out=out, seed=[0, 1], attn_rate=[0.0, 1.0], steps=5, log_every=5, progress=False,
+                  classify=False)
+    names = sorted(d.name for d in (out / "runs").iterdir())
+    assert [r["name"] for r in first.rows][0] == "seed=0,attn_rate=0.0"
+    assert interp.resume_sweep(out, progress=False, classify=False).results == {}  # all done: nothing trained
+    spec = json.loads((out / "sweep.json").read_text())
+    del spec["axes"]  # a sweep directory written before "axes" existed: the order of its run directories
+    (out / "sweep.json").write_text(json.dumps(spec))
+    again = interp.resume_sweep(out, progress=False, classify=False)
+    assert again.results == {} and [r["name"] for r in again.rows] == [r["name"] for r in first.rows]
+    assert sorted(d.name for d in (out / "runs").iterdir()) == names
+
+
+def test_ray_backend_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed: `import ray` fails
+    out = tmp_path / "r"
+    assert main(["sweep", "--seeds", "0,1", "--steps", "5", "--backend", "ray", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and 'needs Ray: pip install -e ".[ray]"' in err
+    assert not out.exists()  # refused before anything was written
+    assert main(["sweep", "--seeds", "0,1", "--address", "ray://h:10001", "--out", str(out), "--quiet"]) == 2
+    assert "--backend ray" in capsys.readouterr().err
+    for flag, value in (("--workers", "0"), ("--group-size", "-1"), ("--threads", "0")):
+        assert main(["sweep", "--seeds", "0,1", flag, value, "--out", str(out), "--quiet"]) == 2
+        assert "positive integer" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="backend"):
+        sweep("tiny", seed=[0, 1], backend="dask", progress=False)
+    with pytest.raises(ConfigError, match="out"):
+        sweep("tiny", seed=[0, 1], backend="ray", progress=False)
