@@ -5,15 +5,18 @@ docs/calibration.csv side by side with the authors' quartiles.
     # train (resumable: re-run the same command to continue; one thread each, on a shared machine)
     for i in 0 1 2 3; do OMP_NUM_THREADS=1 python scripts/calibrate.py train --seeds $i --data-seed 0 --out runs/calibration/s$i & done
     for i in 4 5 6 7; do OMP_NUM_THREADS=1 python scripts/calibrate.py train --seeds $i --data-seed 1 --out runs/calibration/s$i & done
-    OMP_NUM_THREADS=1 python scripts/calibrate.py train --alphas 0,1 --seeds 0 --data-seed 0 --out runs/calibration/presets
-    # classify the runs at one step and regenerate docs/calibration.md + docs/calibration.csv
-    python scripts/calibrate.py table --step 300
+    # classify the runs at the given snapshot steps (the last one is the calibration) and regenerate
+    # docs/calibration.md + docs/calibration.csv
+    python scripts/calibrate.py table --steps 300,800,2000
 
 Recipe (RECIPE below): the pizza-a preset (p 59, [a, b], no mask, MLP biases, 80 % train, AdamW
 wd 2, betas (0.9, 0.98), the authors' init and warm-up) at width 128, with lr 1e-2 instead of 1e-3
-and 300 steps instead of 20 000: the published recipe costs ~67x more CPU than this machine could
-give the sweep. docs/calibration.md checks that the faster recipe reproduces the
-published GS / DI distribution per alpha bin.
+for 2 000 steps instead of 20 000: the same total weight decay (lr x wd x steps = 40: AdamW's
+decoupled decay shrinks every weight by lr x wd per step) at a tenth of the steps.
+docs/calibration.md compares the resulting GS / DI distribution per alpha bin with the authors'.
+Training is deterministic and a resumed run ends with the same weights as an uninterrupted one, so
+runs trained to 300 steps and resumed to 800 and 2 000 (`interp train --resume RUN --steps N`) are
+the runs this recipe gives; their snapshots at 300 and 800 show the way there.
 """
 
 from __future__ import annotations
@@ -33,10 +36,9 @@ import interp
 from interp import classifier as C
 from interp.checkpoints import atomic_write_bytes, list_snapshots
 
-RECIPE = dict(lr=1e-2, steps=300, checkpoint_every=50, log_every=50)
+RECIPE = dict(lr=1e-2, steps=2000, checkpoint_every=50, log_every=50)
 ALPHAS = (0.1, 0.3, 0.5, 0.7, 0.9)
 SWEEPS = tuple(f"runs/calibration/s{i}" for i in range(8))
-PRESET_SWEEP = "runs/calibration/presets"
 # The authors' released run table (result/1l_fixedwidth.csv; 1 layer, width 128, ReLU, 20 000 steps,
 # validation accuracy > 0.99; DI = largest-wrong-logit variant), REFERENCES §2 "Seed spread":
 # alpha bin -> (runs, GS q25/median/q75, DI q25/median/q75, share GS >= 0.98).
@@ -210,6 +212,26 @@ def preset_table(verdicts: list[tuple[dict, dict]]) -> str:
     return "\n".join(out)
 
 
+def trajectory_table(by_step: dict[int, list[dict]]) -> str:
+    """Per alpha and snapshot step: GS / DI medians and the label counts (the same runs)."""
+    out = ["| α | step | runs | GS median | DI largest-wrong median | clock | pizza | mixed | ambiguous | non-generalizing |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for a in sorted({r["alpha"] for rows in by_step.values() for r in rows}):
+        for step, rows in sorted(by_step.items()):
+            rs = [r for r in rows if r["alpha"] == a]
+            if rs:
+                counts = " | ".join(str(sum(r["label"] == lab for r in rs)) for lab in C.LABELS)
+                out.append(f"| {a:g} | {step} | {len(rs)} | {statistics.median(r['gradient_symmetricity'] for r in rs):.3f} | "
+                           f"{statistics.median(r['distance_irrelevance_max_wrong'] for r in rs):.3f} | {counts} |")
+    return "\n".join(out)
+
+
+def off_target(verdicts: list[tuple[dict, dict]]) -> list[tuple[dict, dict]]:
+    """The runs whose label misses the target of their alpha (pizza below 0.4, clock from 0.8)."""
+    return [(r, c) for r, c in verdicts if (r["alpha"] < 0.4 and r["label"] != "pizza")
+            or (r["alpha"] >= 0.8 and r["label"] != "clock")]
+
+
 def fixtures_table(fixtures: Path) -> str:
     out = ["| fixture | label (confidence) | GS | DI | circles (k: label, DI, r) |", "|---|---|---|---|---|"]
     for f in sorted(fixtures.glob("*.safetensors")):
@@ -229,12 +251,15 @@ def thresholds_table() -> str:
          "the authors' α ≥ 0.8 runs: GS q75 0.635, DI q25 0.757; ours: per-run table"),
         ("CIRCLE_FVE_MIN", C.CIRCLE_FVE_MIN, "a circle with neither template explaining this much is unclear", ""),
         ("CIRCLE_MARGIN", C.CIRCLE_MARGIN, "pizza circle: r ≥ it; clock circle: r < it (exact circuits: ±0.19)",
-         "in the sweep, circles labelled pizza have r ≥ +0.08 and clocks r ≤ +0.04 (circle table): r separates them"),
+         "set at step 300 (circles labelled pizza r ≥ +0.08, clocks r ≤ +0.04); at step 2000 pizza circles r ≥ +0.11, "
+         "clocks r ≤ +0.04 (circle table): still in the gap"),
         ("CIRCLE_DI_PIZZA", C.CIRCLE_DI_PIZZA, "pizza circle: DI ≤ it", "authors' Model A circles 0.02–0.07. Ours "
          "are less clean: pizza-template circles (r ≈ +0.2) spread continuously from DI 0.1 to 0.93, so this cut is "
-         "not in a gap; it is conservative (those above it stay unclear, which only lowers confidence at α ≤ 0.5)"),
+         "not in a gap; it is conservative (those above it stay unclear, which only lowers confidence at α ≤ 0.5). "
+         "Centring the logits per answer before DI (removing the mean embedding's answer-only logits) was measured "
+         "and not adopted: it lowers the clock-template circles' DI too (α 0.9, step 800: 0.65–0.99 → 0.47–0.96) into the pizza-template circles' range (up to 0.61 at α ≤ 0.7), so no gap opens (`scripts/circle_di_centred.py`)"),
         ("CIRCLE_DI_CLOCK", C.CIRCLE_DI_CLOCK, "clock circle: DI ≥ it", "authors' Model B circles 0.99–1.00; "
-         "ours at α 0.9: 0.82–0.97 (circle table)"),
+         "ours at α 0.9: 0.82–0.97 at step 300 (when it was set), 0.86–0.99 at step 2000 (circle table)"),
         ("ACCOMPANYING_OWN_SHARE", C.ACCOMPANYING_OWN_SHARE,
          "accompanying: less than this share of the circle's logits at its own frequency (and more elsewhere)",
          "authors' Model A: its circles at 2k give near-zero fits at their own frequency"),
@@ -244,15 +269,22 @@ def thresholds_table() -> str:
     return "\n".join(out)
 
 
-def markdown(rows, verdicts, preset_verdicts, step: int | None, fixtures: str) -> str:
-    steps = sorted({r["step"] for r in rows})
-    at = f"step {step}" if step else f"each run's last snapshot (steps {', '.join(map(str, steps))}: see the step column)"
+def markdown(by_step: dict[int, list[tuple[dict, dict]]], fixtures: str) -> str:
+    step = max(by_step)
+    verdicts = by_step[step]
+    rows = [r for r, _ in verdicts]
+    missed = off_target(verdicts)
     return TEMPLATE.format(
-        confidence="The" + C.CONFIDENCE_HELP.replace("\n", " ").removeprefix("confidence: the"), thresholds=thresholds_table(), recipe=json.dumps(RECIPE),
-        at=at, n=len(rows), distribution=distribution_table(rows), labels=label_table(rows),
-        circle_stats=circle_stats(verdicts), presets=preset_table(preset_verdicts) if preset_verdicts else "(not trained)",
-        runs=runs_table(rows), fixtures=fixtures)
+        confidence="The" + C.CONFIDENCE_HELP.replace("\n", " ").removeprefix("confidence: the"), thresholds=thresholds_table(),
+        recipe=json.dumps(RECIPE), step=step, n=len(rows), distribution=distribution_table(rows), labels=label_table(rows),
+        trajectory=trajectory_table({s: [r for r, _ in v] for s, v in by_step.items()}),
+        steps=", ".join(map(str, sorted(by_step))), circle_stats=circle_stats(verdicts),
+        off_target=preset_table(missed) if missed else "(none: every run has its target label)",
+        conclusions=CONCLUSIONS, runs=runs_table(rows), fixtures=fixtures)
 
+
+# Written from the tables this script generates (numbers quoted from them): re-read them after a re-run.
+CONCLUSIONS = """(to be written from the step-2000 tables)"""
 
 TEMPLATE = """# Calibrating `interp.classify` on the Clock/Pizza authors' run table
 
@@ -290,63 +322,55 @@ REFERENCES §2; `interp/classifier.py`):
 Recipe: the `pizza-a` preset (Zhong et al.: p 59, width 128, [a, b], no mask, MLP biases, 80 % train,
 AdamW wd 2, betas (0.9, 0.98), their init and warm-up, see "Whose choices" below) with attention rate
 α ∈ {{0.1, 0.3, 0.5, 0.7, 0.9}}, model seeds 0–7 (seeds 0–3 on data split 0, 4–7 on split 1),
-overrides `{recipe}`. Why not the published lr 1e-3 × 20 000 steps: ~67× the model-steps, and this
-shared 2-core machine gave each training process about a tenth of a core while the sweep ran (load
-12–20; ~0.08 CPU-s per model-step at width 128). What was tried, on the same machine:
+overrides `{recipe}`: lr 1e-2 for 2 000 steps instead of the published lr 1e-3 for 20 000. AdamW's
+decoupled weight decay shrinks every weight by lr × wd per step, so both give the same total decay
+(lr × wd × steps = 40) — the force that cleans a circuit up — at a tenth of the steps. The published
+recipe itself was ~10× more CPU than this shared 2-core machine could give 40 runs. What was tried:
 
-- lr 1e-2, 1500 steps planned: on track to take over two hours; stopped. Its α = 0 / α = 1 runs
-  (seed 0) are the "pizza-a / pizza-b" rows below (`runs/calibration/presets`, same recipe, so
-  step 300 there is the same model this recipe gives).
-- lr 2e-2 (to halve the steps): **changes the circuit**. The α = 1 run stayed pizza-like (GS 0.968,
-  0.983, 0.984 at steps 50, 100, 250) where lr 1e-2 gives a clock (GS 0.62 at step 300, 0.37 at
-  400). Not used.
-- lr 1e-2 for a fixed 300 steps (this table): past generalisation (test accuracy 1.0 by step
-  ~100) and, at α = 1, into the clock regime. The early-stopping `fast` recipe stops at 99 % test
-  accuracy, mid-transition, and is not used. Classified at {at}; {n} runs.
+- lr 2e-2 (to halve the steps again): **changes the circuit**. The α = 1 run stayed pizza-like (GS
+  0.968, 0.983, 0.984 at steps 50, 100, 250) where lr 1e-2 gives a clock (GS 0.62 at step 300, 0.37
+  at 400). Not used.
+- lr 1e-2 stopped early (300 or 800 steps: a total decay of 6 or 16): past generalisation (test
+  accuracy 1.0 by step ~100) but, at α ≥ 0.7, still on the way to a clock — the step-300 and step-800
+  rows of the table "On the way there" below. The `fast` recipe's clean-circuit stop fires in that
+  window too, which is why `pizza-b --recipe fast` trains a fixed 500 steps.
 
-### Our GS / DI distribution against the authors' (per α bin)
+Classified at step {step}; {n} runs. Every run was trained to step 300, then resumed to 800 and to
+2 000 (`interp train --resume RUN --steps N`): training is deterministic and a resumed run ends with
+the weights of an uninterrupted one, so these are the runs the recipe gives.
+
+### Our GS / DI distribution against the authors' (per α bin, step {step})
 
 {distribution}
 
 "median inside?": our median inside their interquartile range ("IQRs overlap" when only the ranges
 overlap). Their bins hold α spread over the bin; ours one α each (the bin's midpoint).
 
-### Labels per α
+### Labels per α (step {step})
 
 {labels}
 
-### The isolated circles, by α and label
+### On the way there (the same runs at steps {steps})
+
+Label counts per step (of the runs per α):
+
+{trajectory}
+
+### The isolated circles, by α and label (step {step})
 
 {circle_stats}
 
-### Our pizza-a (α 0) and pizza-b (α 1) models, circle by circle
+### The runs off target, circle by circle (step {step})
 
-Same recipe (lr 1e-2), seed 0, split 0 (`runs/calibration/presets`, trained with steps 1500 and
-snapshots every 100, stopped at step 400; training does not depend on the planned step count).
+Every run whose label is not its α's target (pizza below 0.4, clock from 0.8):
 
-{presets}
+{off_target}
 
-### What this sweep says (the committed run, step 300)
+### What this sweep says
 
-- α ≤ 0.5: every run is a pizza; GS medians within 0.001 of the authors' interquartile ranges, the
-  largest-wrong DI medians inside them (0.57–0.62 against their 0.34–0.41 medians: our pizzas
-  are at the upper side of their spread).
-- α 0.7 and 0.9: our GS is **higher** than theirs (α 0.7 median 0.968 vs their 0.790; α 0.9
-  0.785 vs 0.544): 300 steps at lr 1e-2 do not reach the published distribution on the clock
-  side; the α = 1 run of the same recipe is still moving toward a clock between steps 300 and 400
-  (GS 0.62 → 0.37). At α 0.9 the labels spread over clock, pizza, mixed and ambiguous; the target
-  "α ≥ 0.8 → clock in ≥ 90 %" is missed, and this sweep cannot say whether the classifier or the
-  short training is to blame. A longer run (the published recipe, or lr 1e-2 for a few thousand
-  steps) is the next measurement.
-- Mixed and ambiguous labels sit at α 0.7–0.9 only, as targeted.
-- Isolated circles at 2k (mod p) beside k show up as accompanying in most runs, as in the authors'
-  Model A.
-- Open: isolated pizza-template circles with DI 0.6–0.93. A circle re-run alone keeps the mean
-  embedding, whose logits depend on the answer c only; in the correct-logit map that is a function of
-  a + b, which raises DI when the circle's own signal is small. A DI of the input-dependent part
-  (logits centred per answer over inputs) would be cleaner; not done.
+{conclusions}
 
-### Every run
+### Every run (step {step})
 
 {runs}
 
@@ -391,8 +415,8 @@ def main(argv=None) -> int:
     t.add_argument("--steps", type=int, default=RECIPE["steps"])
     tb = sub.add_parser("table", help="classify the runs and write docs/calibration.{md,csv}")
     tb.add_argument("--sweeps", type=Path, nargs="+", default=[Path(s) for s in SWEEPS])
-    tb.add_argument("--presets", type=Path, default=Path(PRESET_SWEEP))
-    tb.add_argument("--step", type=int, default=None, help="snapshot step to classify (default: each run's last)")
+    tb.add_argument("--steps", type=lambda v: [int(x) for x in v.split(",")], default=[RECIPE["steps"]],
+                    help="snapshot steps to classify, comma-separated; the last is the calibration (default: the recipe's)")
     tb.add_argument("--docs", type=Path, default=Path("docs"))
     args = ap.parse_args(argv)
     if args.cmd == "train":
@@ -401,28 +425,29 @@ def main(argv=None) -> int:
         return 0
 
     torch.set_num_threads(1)
-    verdicts, preset_verdicts = [], []
-    for sweep in args.sweeps:
-        for run_dir in run_dirs(sweep):
-            snap = snapshot_at(run_dir, args.step)
-            if snap is None:
-                print(f"skipping {run_dir}: no snapshot at step {args.step}", file=sys.stderr)
-                continue
-            verdicts.append(row_for(sweep, run_dir, *snap))
-            print(f"{run_dir.name}: {verdicts[-1][0]['label']}", file=sys.stderr, flush=True)
-    for run_dir in run_dirs(args.presets):  # at the sweep recipe's step count: the same recipe
-        snap = snapshot_at(run_dir, RECIPE["steps"])
-        if snap is not None:
-            preset_verdicts.append(row_for(args.presets, run_dir, *snap))
-    rows = [r for r, _ in verdicts]
+    by_step: dict[int, list[tuple[dict, dict]]] = {}
+    for step in args.steps:
+        for sweep in args.sweeps:
+            for run_dir in run_dirs(sweep):
+                snap = snapshot_at(run_dir, step)
+                if snap is None:
+                    print(f"skipping {run_dir}: no snapshot at step {step}", file=sys.stderr)
+                    continue
+                by_step.setdefault(step, []).append(row_for(sweep, run_dir, *snap))
+                print(f"{run_dir.name} step {step}: {by_step[step][-1][0]['label']}", file=sys.stderr, flush=True)
+    if not by_step:
+        print("no snapshots at the given steps", file=sys.stderr)
+        return 2
+    rows = [r for _, v in sorted(by_step.items()) for r, _ in v]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=FIELDS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows + [r for r, _ in preset_verdicts])
+    writer.writerows(rows)
     args.docs.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(args.docs / "calibration.csv", buf.getvalue().encode())
     fixtures = fixtures_table(Path(__file__).resolve().parent.parent / "tests" / "fixtures")
-    atomic_write_bytes(args.docs / "calibration.md", markdown(rows, verdicts, preset_verdicts, args.step, fixtures).encode())
+    atomic_write_bytes(args.docs / "calibration.md", markdown(by_step, fixtures).encode())
+    rows = [r for r, _ in by_step[max(by_step)]]
     print(label_table(rows))
     return 0
 
