@@ -4,6 +4,7 @@ result (no model is run here) and returns a `go.Figure`; nothing is shown or wri
 from __future__ import annotations
 
 import math
+import statistics
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -396,12 +397,9 @@ CLOCK_LIKE = ("clock", "mixed")  # a mixed model holds at least one clock circle
 GS_PIZZA_CUT = 0.98  # the paper's pizza criterion: GS >= 0.98 (Zhong et al. 2023; classifier.GS_PIZZA)
 
 
-def _quantile(values: list[float], q: float) -> float:
-    """Linear-interpolation quantile (numpy's default) of a non-empty list."""
-    v = sorted(values)
-    pos = q * (len(v) - 1)
-    lo = math.floor(pos)
-    return v[lo] + (v[min(lo + 1, len(v) - 1)] - v[lo]) * (pos - lo)
+def _quartiles(values: list[float]) -> tuple[float, float, float]:
+    """q25, median, q75 of a non-empty list (linear interpolation, numpy's default)."""
+    return (values[0],) * 3 if len(values) < 2 else tuple(statistics.quantiles(values, n=4, method="inclusive"))
 
 
 def phase_cells(rows: list[dict], x: str = "attn_rate", y: str = "d_model") -> list[dict]:
@@ -425,8 +423,7 @@ def phase_cells(rows: list[dict], x: str = "attn_rate", y: str = "d_model") -> l
         cell["n_generalizing"] = len(gen)
         for key, col in (("gs", "classify.gradient_symmetricity"), ("di", "classify.distance_irrelevance_max_wrong")):
             vals = [m[col] for m in gen if isinstance(m.get(col), (int, float))]
-            for name, q in (("q25", 0.25), ("median", 0.5), ("q75", 0.75)):
-                cell[f"{key}_{name}"] = _quantile(vals, q) if vals else None
+            cell.update(zip((f"{key}_q25", f"{key}_median", f"{key}_q75"), _quartiles(vals) if vals else (None,) * 3))
         out.append(cell)
     return out
 
