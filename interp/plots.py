@@ -455,26 +455,30 @@ def phase_boundary(cells: list[dict], by: str = "gs", x: str = "attn_rate", y: s
 
 
 def phase_diagram_cells(cells: list[dict], reference: dict | None = None, x: str = "attn_rate", y: str = "d_model",
-                        title: str = "Phase diagram: attention rate × width") -> go.Figure:
+                        title: str = "Phase diagram: attention rate × width", y_order: list | None = None) -> go.Figure:
     """Two heat maps over the cells of `phase_cells` (x = α, y = width, one row per width): the median
     gradient symmetricity (text: median and n) and the clock-like share (text: label counts, P pizza,
     C clock, M mixed, A ambiguous, N non-generalizing). Our boundaries (phase_boundary, by GS and by
-    label) are drawn as markers; `reference` {width: (lo, hi)} (e.g. the paper's) as a bar on the GS map."""
+    label) are drawn as markers; `reference` {y value: (lo, hi)} (e.g. the paper's) as a bar on the GS
+    map. Rows go bottom to top in sorted order, or in `y_order` (e.g. for string row names)."""
     if not cells or not all(isinstance(c, dict) and {x, y, "n", "counts", "gs_median"} <= set(c) for c in cells):
         raise PlotError("phase_diagram_cells needs the cells of plots.phase_cells")
     xs = sorted({c[x] for c in cells})
-    ys = sorted({c[y] for c in cells})
+    present = {c[y] for c in cells}
+    ys = [v for v in y_order if v in present] if y_order is not None else sorted(present)
+    if len(ys) != len(present):
+        raise PlotError(f"phase_diagram_cells: y_order misses rows {sorted(map(str, present - set(ys)))}")
     at = {(c[y], c[x]): c for c in cells}
     ycat = [str(v) for v in ys]  # categorical rows: equal height per width
 
-    def grid(get):
-        return [[get(at[(cy, cx)]) if (cy, cx) in at else None for cx in xs] for cy in ys]
+    def grid(get, missing=None):
+        return [[get(at[(cy, cx)]) if (cy, cx) in at else missing for cx in xs] for cy in ys]
 
     gs = grid(lambda c: c["gs_median"])
-    gs_text = grid(lambda c: "–" if c["gs_median"] is None else f"{c['gs_median']:.3f}<br>n={c['n']}")
+    gs_text = grid(lambda c: "–" if c["gs_median"] is None else f"{c['gs_median']:.3f}<br>n={c['n']}", "")
     share = grid(lambda c: c["clock_like_share"])
     letters = {"pizza": "P", "clock": "C", "mixed": "M", "ambiguous": "A", "non-generalizing": "N", "other": "?"}
-    share_text = grid(lambda c: " ".join(f"{letters[k]}{v}" for k, v in c["counts"].items() if v))
+    share_text = grid(lambda c: " ".join(f"{letters[k]}{v}" for k, v in c["counts"].items() if v), "")
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.14,
                         subplot_titles=["median gradient symmetricity (pizza ≥ 0.98)", "share clock-like (clock + mixed)"])
     fig.add_trace(go.Heatmap(x=xs, y=ycat, z=gs, text=gs_text, texttemplate="%{text}", zmin=0.3, zmax=1.0,
@@ -493,6 +497,8 @@ def phase_diagram_cells(cells: list[dict], reference: dict | None = None, x: str
                                      legendgroup="paper", showlegend=i == 0, line=dict(color="black", width=5)),
                           row=1, col=1)
     fig.update_xaxes(title_text={"attn_rate": "attention rate α"}.get(x, x), tickvals=xs)
-    fig.update_yaxes(title_text={"d_model": "width (d_model)"}.get(y, y), type="category", categoryarray=ycat)
+    fig.update_yaxes(type="category", categoryarray=ycat)
+    fig.update_yaxes(title_text={"d_model": "width (d_model)"}.get(y, y), row=1, col=1)
+    fig.update_yaxes(showticklabels=False, row=1, col=2)  # the same rows as the left map
     return fig.update_layout(title=title, height=140 * len(ys) + 220, width=1200,
                              legend=dict(orientation="h", y=-0.2))

@@ -306,11 +306,22 @@ def table(out: Path) -> None:
     print(f"wrote {DOC} and {CSV_OUT}: {len(rows)} runs in {len(cells)} cells")
 
 
+def row_name(row: dict) -> str:
+    """The figure's row of a run: its width, and its recipe when not the diagram's."""
+    lr, steps = recipe_of(row)
+    return str(row["d_model"]) + ("" if (lr, steps) == MAIN else f" (lr {lr:g}, {steps} steps)")
+
+
 def figure(out: Path) -> None:
-    rows = [r for r in load_rows(out) if recipe_of(r) == MAIN]
-    fig = plots.phase_diagram_cells(plots.phase_cells(rows), reference=PAPER,
-                                    title=f"Clock/Pizza phase diagram, p 59, lr 1e-2 × {RECIPE['steps']} steps "
-                                          "(gold: our boundary; black bar: the paper's)")
+    rows = [{**r, "row": row_name(r)} for r in load_rows(out)]
+    order = [row_name(r) for r in sorted(rows, key=lambda r: (r["d_model"], recipe_of(r) != MAIN, recipe_of(r)))]
+    order = list(dict.fromkeys(order))
+    reference = {row_name(r): PAPER[r["d_model"]] for r in rows if r["d_model"] in PAPER}
+    fig = plots.phase_diagram_cells(plots.phase_cells(rows, y="row"), reference=reference, y="row", y_order=order,
+                                    title=f"Clock/Pizza phase diagram, p 59, lr 1e-2 × {RECIPE['steps']} steps unless "
+                                          "marked (gold: our boundary; black bar: the paper's)")
+    fig.update_yaxes(title_text="width (d_model)", row=1, col=1)
+    fig.update_layout(margin=dict(l=190))
     atomic_write_bytes(HTML, fig.to_html(include_plotlyjs="cdn", full_html=True).encode())
     chromium = shutil.which("chromium")
     if chromium is None:

@@ -153,3 +153,13 @@ def test_phase_diagram_cells_figure():
     assert len(paper) == 2  # width 512 is not a row of this diagram: not drawn
     with pytest.raises(InterpError, match="phase_cells"):
         plots.phase_diagram_cells(_phase_rows())
+
+
+def test_phase_diagram_cells_named_rows():
+    rows = [{**r, "row": f"{r['d_model']} lr {lr}"} for lr in ("1e-2", "3e-3") for r in _phase_rows() if r["d_model"] == 32]
+    cells = plots.phase_cells(rows, y="row")
+    order = ["32 lr 1e-2", "32 lr 3e-3"]  # sorted() would give the same here; reversed shows the order is used
+    fig = plots.phase_diagram_cells(cells, y="row", y_order=order[::-1], reference={"32 lr 3e-3": (0.3, 0.5)})
+    assert list(fig.data[0].y) == order[::-1] and len([t for t in fig.data if t.name == "paper's boundary"]) == 1
+    with pytest.raises(InterpError, match="misses rows"):
+        plots.phase_diagram_cells(cells, y="row", y_order=order[:1])
