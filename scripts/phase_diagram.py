@@ -119,7 +119,7 @@ more than half of the cell's runs. On a grid of step 0.2 the boundary lies betwe
 and that α: the table gives that interval. The paper's boundary is read off REFERENCES §2 (their phase
 diagrams and run table): about 0.3-0.5 at widths 32-63 (64 sits at the band's edge), 0.4-0.6 at 128
 (their table: every run at α < 0.4 has GS ≥ 0.98, 79 % in [0.4, 0.6), 6 % in [0.6, 0.8)), 0.8-1.0 at
-256-511. "agrees" = the two intervals overlap.
+256-511. "agrees" = the two intervals overlap (ours excludes its lower end, a pizza-side α).
 """
 COMPARISON = """
 TODO
@@ -215,8 +215,8 @@ def _show(iv) -> str:
 def _agrees(ours, paper) -> str:
     if ours is None:
         return "no: pizza-like up to α 1"
-    lo, hi = (ours[0] if ours[0] is not None else 0.0), ours[1]
-    return "yes" if lo <= paper[1] and hi >= paper[0] else ("no: earlier" if hi < paper[0] else "no: later")
+    lo, hi = (ours[0] if ours[0] is not None else 0.0), ours[1]  # ours: (lo, hi], lo is still pizza-side
+    return "yes" if lo < paper[1] and hi >= paper[0] else ("no: earlier" if hi < paper[0] else "no: later")
 
 
 def recipe_of(row: dict) -> tuple[float, int]:

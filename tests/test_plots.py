@@ -163,3 +163,38 @@ def test_phase_diagram_cells_named_rows():
     assert list(fig.data[0].y) == order[::-1] and len([t for t in fig.data if t.name == "paper's boundary"]) == 1
     with pytest.raises(InterpError, match="misses rows"):
         plots.phase_diagram_cells(cells, y="row", y_order=order[:1])
+
+
+def test_phase_diagram_script_table(tmp_path, monkeypatch):
+    """scripts/phase_diagram.py table on synthetic sweep directories: the boundary interval per width
+    (a width run only at α >= 0.6 has no lower end), the paper comparison, and a variant recipe kept apart."""
+    import importlib.util
+    import json
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "phase_diagram.py"
+    spec = importlib.util.spec_from_file_location("phase_diagram_script", path)
+    script = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, script)  # dataclasses look their module up there
+    spec.loader.exec_module(script)
+    runs = tmp_path / "runs"
+
+    def write(name, rows):
+        (runs / name).mkdir(parents=True)
+        (runs / name / "results.json").write_text(json.dumps(rows))
+
+    base = {"lr": 0.01, "step": script.RECIPE["steps"], "seed": 0, "data_seed": 0}
+    write("w64_s0", [{**r, **base} for r in _phase_rows() if r["d_model"] == 64])  # boundary 0.5-1 (paper 0.3-0.5)
+    write("w256_s0_a0.6-1", [{**base, "d_model": 256, "attn_rate": a, "classify.label": "clock",
+                              "classify.gradient_symmetricity": 0.5} for a in (0.6, 1.0)])
+    write("w32_s0_lr0.003_steps1500", [{**r, **base, "lr": 0.003, "step": 1500} for r in _phase_rows() if r["d_model"] == 32])
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "docs").mkdir()
+    script.table(runs)
+    doc = (tmp_path / "docs" / "phase_diagram.md").read_text()
+    assert "| 64 | 9 (8) | 0.5–1 | 0.5–1 | 0.3–0.5 | no: later |" in doc
+    assert "| 256 | 2 (2) | ≤ 0.6 (lower α not run) |" in doc and doc.count("| 32 |") == 4  # variant: 1 boundary + 3 cells
+    assert "Width 32 again at lr 0.003 × 1500 steps" in doc
+    csv_rows = (tmp_path / "docs" / "phase_diagram.csv").read_text().splitlines()
+    assert len(csv_rows) == 1 + 9 + 2 + 9
