@@ -115,11 +115,17 @@ each model classified by `interp.classify` (circle by circle, docs/calibration.m
 **Recipe.** The `pizza-a` preset's `fast` recipe (AdamW lr 1e-2, weight decay 2, betas (0.9, 0.98), the
 authors' 10-step warm-up whose first update has lr 0, 80 % train, full batch) for a fixed 800 steps, the
 clean-circuit early stop off; model seed s with data split s. Why: the published recipe (lr 1e-3 ×
-20 000 steps) is 25× the updates, out of reach on this shared 2-core machine (width 256 alone costs
-~0.4 CPU-s per model-step, measured below). Why 800 steps: docs/calibration.md, at width 128, same recipe:
+20 000 steps) is 25× the updates, out of reach on this shared 2-core machine (pilot, 6 stacked models ×
+30 steps, one thread, load ~4: 0.027, 0.026, 0.085, 0.40 s per model-step at widths 32, 64, 128, 256). Why 800 steps: docs/calibration.md, at width 128, same recipe:
 the step-300 snapshots are mostly not yet clocks at α 0.9 (1 of 8; the classifier's clock needs the
 circles' DI near 1), the same runs at step 800 are 75 % clocks with a median GS of 0.415 (the authors':
 0.544). The clean stop fires mid-transition (pizza-b preset notes), so it is off.
+
+**What ran** (PLAN, stopped for time after width 128 seed 2): widths 64 and 128 × 6 α × seeds 0-2; width 32
+× 6 α at seed 0 at the diagram's recipe and, because it does not generalise there, seeds 0-2 at lr 3e-3 ×
+1500 steps; width 256 at α 0.6, 0.8, 1, seed 0 (the cells that place its boundary; ~5x width 128's cost).
+63 models. Not run: width 256 at α ≤ 0.4 and seeds 1-2, width 32 seeds 1-2 at lr 1e-2
+(`phase_diagram.py run` continues with them).
 """
 BOUNDARY_DEF = """
 **Boundary.** For each width, the smallest α from which on (that α and every larger one on the grid) the
