@@ -4,6 +4,7 @@ result (no model is run here) and returns a `go.Figure`; nothing is shown or wri
 from __future__ import annotations
 
 import math
+import statistics
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -388,3 +389,116 @@ def verdicts_over_training(runs: dict, title: str = "The verdict over training")
     fig.add_hline(y=0, line_width=1, line_color="lightgray", row=3, col=1)
     fig.update_xaxes(title_text="step", row=3, col=1)
     return fig.update_layout(title=title, height=750)
+
+
+# ---- the phase diagram per cell: medians and label shares over seeds --------------------------------
+PHASE_LABELS = ("pizza", "clock", "mixed", "ambiguous", "non-generalizing")
+CLOCK_LIKE = ("clock", "mixed")  # a mixed model holds at least one clock circle
+GS_PIZZA_CUT = 0.98  # the paper's pizza criterion: GS >= 0.98 (Zhong et al. 2023; classifier.GS_PIZZA)
+
+
+def _quartiles(values: list[float]) -> tuple[float, float, float]:
+    """q25, median, q75 of a non-empty list (linear interpolation, numpy's default)."""
+    return (values[0],) * 3 if len(values) < 2 else tuple(statistics.quantiles(values, n=4, method="inclusive"))
+
+
+def phase_cells(rows: list[dict], x: str = "attn_rate", y: str = "d_model") -> list[dict]:
+    """One summary per (x, y) cell of a classified sweep table (`SweepResult.rows` / results.json),
+    sorted by (y, x): n runs, label counts and shares (labels outside PHASE_LABELS count as "other"),
+    the clock-like share (clock + mixed), and GS / DI (largest-wrong) q25, median, q75 over the runs
+    that generalise (label not non-generalizing; the paper's table keeps validation accuracy > 0.99 too)."""
+    if not rows or not all(isinstance(r, dict) and x in r and y in r and "classify.label" in r for r in rows):
+        raise PlotError(f"phase_cells needs classified sweep rows with columns {x!r}, {y!r} and 'classify.label'")
+    cells: dict[tuple, list[dict]] = {}
+    for r in rows:
+        cells.setdefault((r[y], r[x]), []).append(r)
+    out = []
+    for (cy, cx), members in sorted(cells.items()):
+        labels = [m["classify.label"] if m["classify.label"] in PHASE_LABELS else "other" for m in members]
+        counts = {lab: labels.count(lab) for lab in (*PHASE_LABELS, "other")}
+        cell = {x: cx, y: cy, "n": len(members), "counts": counts,
+                "shares": {k: v / len(members) for k, v in counts.items()},
+                "clock_like_share": sum(counts[k] for k in CLOCK_LIKE) / len(members)}
+        gen = [m for m, lab in zip(members, labels) if lab != "non-generalizing"]
+        cell["n_generalizing"] = len(gen)
+        for key, col in (("gs", "classify.gradient_symmetricity"), ("di", "classify.distance_irrelevance_max_wrong")):
+            vals = [m[col] for m in gen if isinstance(m.get(col), (int, float))]
+            cell.update(zip((f"{key}_q25", f"{key}_median", f"{key}_q75"), _quartiles(vals) if vals else (None,) * 3))
+        out.append(cell)
+    return out
+
+
+def phase_boundary(cells: list[dict], by: str = "gs", x: str = "attn_rate", y: str = "d_model") -> dict:
+    """Per y (width): the smallest x (α) from which on every cell is past the pizza phase, or None.
+    by="gs": the cell's median GS < GS_PIZZA_CUT (the paper's own pizza criterion, so the number is
+    comparable with its diagram); by="label": clock-like labels (clock + mixed) are more than half the
+    cell's runs. "From which on" (this α and all larger ones), not "first": one noisy cell of few seeds
+    below the boundary does not move it."""
+    if by not in ("gs", "label"):
+        raise PlotError(f"phase_boundary: by must be 'gs' or 'label', got {by!r}")
+
+    def past(c) -> bool:
+        if by == "gs":
+            return c["gs_median"] is not None and c["gs_median"] < GS_PIZZA_CUT
+        return c["clock_like_share"] > 0.5
+
+    out = {}
+    for cy in dict.fromkeys(c[y] for c in cells):
+        row = sorted((c for c in cells if c[y] == cy), key=lambda c: c[x])
+        boundary = None
+        for c in reversed(row):
+            if not past(c):
+                break
+            boundary = c[x]
+        out[cy] = boundary
+    return out
+
+
+def phase_diagram_cells(cells: list[dict], reference: dict | None = None, x: str = "attn_rate", y: str = "d_model",
+                        title: str = "Phase diagram: attention rate × width", y_order: list | None = None) -> go.Figure:
+    """Two heat maps over the cells of `phase_cells` (x = α, y = width, one row per width): the median
+    gradient symmetricity (text: median and n) and the clock-like share (text: label counts, P pizza,
+    C clock, M mixed, A ambiguous, N non-generalizing). Our boundaries (phase_boundary, by GS and by
+    label) are drawn as markers; `reference` {y value: (lo, hi)} (e.g. the paper's) as a bar on the GS
+    map. Rows go bottom to top in sorted order, or in `y_order` (e.g. for string row names)."""
+    if not cells or not all(isinstance(c, dict) and {x, y, "n", "counts", "gs_median"} <= set(c) for c in cells):
+        raise PlotError("phase_diagram_cells needs the cells of plots.phase_cells")
+    xs = sorted({c[x] for c in cells})
+    present = {c[y] for c in cells}
+    ys = [v for v in y_order if v in present] if y_order is not None else sorted(present)
+    if len(ys) != len(present):
+        raise PlotError(f"phase_diagram_cells: y_order misses rows {sorted(map(str, present - set(ys)))}")
+    at = {(c[y], c[x]): c for c in cells}
+    ycat = [str(v) for v in ys]  # categorical rows: equal height per width
+
+    def grid(get, missing=None):
+        return [[get(at[(cy, cx)]) if (cy, cx) in at else missing for cx in xs] for cy in ys]
+
+    gs = grid(lambda c: c["gs_median"])
+    gs_text = grid(lambda c: "–" if c["gs_median"] is None else f"{c['gs_median']:.3f}<br>n={c['n']}", "")
+    share = grid(lambda c: c["clock_like_share"])
+    letters = {"pizza": "P", "clock": "C", "mixed": "M", "ambiguous": "A", "non-generalizing": "N", "other": "?"}
+    share_text = grid(lambda c: " ".join(f"{letters[k]}{v}" for k, v in c["counts"].items() if v), "")
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.14,
+                        subplot_titles=["median gradient symmetricity (pizza ≥ 0.98)", "share clock-like (clock + mixed)"])
+    fig.add_trace(go.Heatmap(x=xs, y=ycat, z=gs, text=gs_text, texttemplate="%{text}", zmin=0.3, zmax=1.0,
+                             colorscale="RdBu_r", colorbar=dict(title="GS", x=0.43), name="GS"), row=1, col=1)
+    fig.add_trace(go.Heatmap(x=xs, y=ycat, z=share, text=share_text, texttemplate="%{text}", zmin=0.0, zmax=1.0,
+                             colorscale="Blues", colorbar=dict(title="share", x=1.0), name="clock-like"), row=1, col=2)
+    for by, col, symbol in (("gs", 1, "triangle-right"), ("label", 2, "triangle-right")):
+        b = {k: v for k, v in phase_boundary(cells, by, x, y).items() if v is not None}
+        fig.add_trace(go.Scatter(x=[v - 0.5 * (xs[1] - xs[0] if len(xs) > 1 else 0) for v in b.values()],
+                                 y=[str(k) for k in b], mode="markers", name=f"our boundary ({by})",
+                                 marker=dict(symbol=symbol, size=14, color="gold", line=dict(width=1, color="black"))),
+                      row=1, col=col)
+    for i, (width, (lo, hi)) in enumerate((reference or {}).items()):
+        if str(width) in ycat:
+            fig.add_trace(go.Scatter(x=[lo, hi], y=[str(width)] * 2, mode="lines", name="paper's boundary",
+                                     legendgroup="paper", showlegend=i == 0, line=dict(color="black", width=5)),
+                          row=1, col=1)
+    fig.update_xaxes(title_text={"attn_rate": "attention rate α"}.get(x, x), tickvals=xs)
+    fig.update_yaxes(type="category", categoryarray=ycat)
+    fig.update_yaxes(title_text={"d_model": "width (d_model)"}.get(y, y), row=1, col=1)
+    fig.update_yaxes(showticklabels=False, row=1, col=2)  # the same rows as the left map
+    return fig.update_layout(title=title, height=140 * len(ys) + 220, width=1200,
+                             legend=dict(orientation="h", y=-0.2))
