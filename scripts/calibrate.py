@@ -284,7 +284,41 @@ def markdown(by_step: dict[int, list[tuple[dict, dict]]], fixtures: str) -> str:
 
 
 # Written from the tables this script generates (numbers quoted from them): re-read them after a re-run.
-CONCLUSIONS = """(to be written from the step-2000 tables)"""
+CONCLUSIONS = """\
+Measured 2026-11-29 (runs trained with `interp` at commit 2533ea4, whose training forward is the
+model's own; a later training forward from token tables computes the same gradients with other
+rounding, so re-running the training commands gives other runs of the same recipe).
+
+- **α < 0.4 → pizza: met.** All 16 runs at α 0.1 and 0.3 are pizzas at step 2 000 (they were at
+  step 300 too; at step 800 one α 0.3 run was ambiguous and one had lost generalisation in a loss
+  spike, both pizzas again by 2 000). GS quartiles sit inside the authors' interquartile ranges.
+- **Our pizzas' largest-wrong DI is higher than the authors'**: median 0.66 (α 0.1) and 0.71 (α 0.3)
+  against their 0.34 / 0.35; our lower quartile is at their upper one. It rose between steps 300
+  and 800 and stayed. GS (the paper's pizza criterion) agrees, so the classifier's whole-model
+  vote (GS only for pizza) is not affected; why the DI differs is not established here (the 10×
+  learning rate is the first suspect; the published recipe on a few seeds would decide it).
+- **α ≥ 0.8: the distribution is the authors'.** At step 2 000 the α 0.9 runs' GS (median 0.613)
+  and largest-wrong DI (0.815) both sit inside the authors' interquartile ranges (0.456–0.635,
+  0.757–0.868) — not at step 300 (GS 0.902) nor at 800 (DI 0.921, above their range).
+- **α ≥ 0.8 → clock in ≥ 90 %: missed, 9 of 12 (75 %).** The other three, circle by circle (table
+  above): seed 4 is **mixed** — circle 4 a clock (40 % of the embedding's variance, DI 0.92, clock
+  FVE 0.985) beside circles 10 and 21, pizzas (22 % and 27 %, DI 0.55 / 0.38, pizza FVE 0.88 /
+  0.93), with an accompanying circle at 20 = 2·10: the mixed model the paper describes. Seed 10 is a
+  **pizza** — GS 0.987 / 0.972 / 0.984 at steps 300 / 800 / 2 000, three pizza circles: the
+  authors' table has no run with GS ≥ 0.98 at α ≥ 0.8 (0 of 463), so this run is where our recipe
+  departs from the published distribution. Seed 11 is **ambiguous** — its one main circle (12, the
+  clock template ahead, r −0.11) has DI 0.785, under CIRCLE_DI_CLOCK 0.8, and the three other
+  circles feed it; the whole-model vote is clock, so one vote of two. The threshold was set at
+  step 300 before this run existed and is left as it is: moving it for this run would fit the test.
+  A classifier that called these three clocks would contradict their own circles.
+- **In between, mixed and ambiguous, as targeted**: at step 2 000, α 0.5 gives 5 pizzas and 3 ambiguous,
+  α 0.7 6 ambiguous, 1 mixed and 1 clock, α 0.9 one of each. α 0.7 matches the authors' bin (GS median
+  0.856 vs 0.790, DI 0.697 vs 0.666, both inside); α 0.5 is further from a pizza than theirs (GS median
+  0.958 vs 0.993, GS ≥ 0.98 in 3 of 8 runs vs 79 %): between steps 800 and 2 000 it drifted from 0.979 down,
+  so at this width our recipe puts the pizza-to-clock boundary a little lower in α than the published one.
+- Isolated circles at 2k (mod p) beside k show up as accompanying in most runs, as in the authors'
+  Model A.
+"""
 
 TEMPLATE = """# Calibrating `interp.classify` on the Clock/Pizza authors' run table
 
