@@ -176,7 +176,7 @@ def pair_logits(cfg: ModelConfig, params: dict[str, Tensor], tokens: Tensor,
     """Last-position logits of stacked one-layer models on given inputs, differentiable: the training
     forward. tokens [S, n, n_ctx] (each model its own rows [a, b(, =)]) -> [S, n, d_vocab_out].
 
-    Equal to `Transformer.last_logits` within float32 rounding (tests/test_batched.py) at about half
+    Equal to `Transformer.last_logits` within float32 rounding (tests/test_progress.py) at about half
     its FLOPs: keys, queries and values come from the token tables (`_token_tables`; no projections
     of 3 positions per row), and only the pattern, the MLP and the unembedding are per row. No hooks
     fire: this is for training and evaluation internals (interp.training.Engine); everything users
@@ -197,8 +197,9 @@ def pair_logits(cfg: ModelConfig, params: dict[str, Tensor], tokens: Tensor,
     v = [_gather(values(x_a), a), _gather(values(x_b), b)]  # [S, n, h, d_model]
     if cfg.eq_token:
         v.append(values(x_e)[:, None])  # [S, 1, h, d_model]
-    # Sum over positions and heads as element-wise products (a batched matmul of inner size n_heads is slow).
-    attn = sum(pattern[..., h, i, None] * v[i][..., h, :] for i in range(len(v)) for h in range(cfg.n_heads))
+    # Sum over heads and positions of pattern x value as products and sums (a batched matmul of inner
+    # size n_heads is slow; slicing v per head would copy it back piece by piece in the backward).
+    attn = sum((pattern[..., i, None] * v[i]).sum(2) for i in range(len(v)))
     resid = (x_e[:, None] if cfg.eq_token else _gather(x_b, b)) + attn + W["blocks.0.attn.b_O"][:, None]
     pre = torch.baddbmm(W["blocks.0.mlp.b_in"][:, None], resid, W["blocks.0.mlp.W_in"])  # [S, n, d_mlp]
     post = F.relu(pre) if cfg.act_fn == "relu" else F.gelu(pre)
