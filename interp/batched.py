@@ -145,22 +145,26 @@ def all_logits(cfg: ModelConfig, params: dict[str, Tensor], attn_rate: Tensor | 
     n_r = R.shape[-1]
     W_L = W[m_ + "W_out"] @ W["unembed.W_U"]  # [S, d_mlp, d_vocab_out]
     b = W[m_ + "b_out"][:, None] @ W["unembed.W_U"] + W["unembed.b_U"][:, None]  # [S, 1, d_vocab_out]
-    # A few rows a at a time (~4 MB of pre-activations: in cache, and no fresh pages to fault in).
+    # A few rows a at a time (~4 MB of pre-activations, one buffer: in cache, no fresh pages to fault in).
     # Sum over heads of pattern x table, one head at a time, in place: ~10x faster than the same
     # sums as batched matmuls of inner size n_heads.
-    rows, blocks = max(1, (1 << 20) // (S * p * n_r)), []
+    rows = max(1, (1 << 20) // (S * p * n_r))
+    buf, n_out = W_L.new_empty(S, rows, p, n_r), W_L.shape[-1]
+    W_L = F.pad(W_L, (0, -n_out % 16))  # output columns to a multiple of 16: sgemm runs ~15% faster (113 -> 128)
+    logits = W_L.new_empty(S, p * p, n_out)
     for a0 in range(0, p, rows):
-        a = slice(a0, a0 + rows)
-        out = torch.addcmul(const, pattern[0, :, 0, a, :, None], t_a[:, a, None, 0])  # [S, rows, b, r]
-        out.addcmul_(pattern[1, :, 0, a, :, None], t_b[:, None, :, 0])
+        a = slice(a0, min(a0 + rows, p))
+        out = torch.addcmul(const, pattern[0, :, 0, a, :, None], t_a[:, a, None, 0], out=buf[:, : a.stop - a0])
+        out.addcmul_(pattern[1, :, 0, a, :, None], t_b[:, None, :, 0])  # out: [S, rows, b, r]
         for h in range(1, cfg.n_heads):
             out.addcmul_(pattern[0, :, h, a, :, None], t_a[:, a, None, h])
             out.addcmul_(pattern[1, :, h, a, :, None], t_b[:, None, :, h])
         post = out[..., : cfg.d_mlp]  # pre-activations, then (in place) activations; views with row stride r
         post = post.relu_() if cfg.act_fn == "relu" else post.copy_(F.gelu(post))
         direct = out[..., cfg.d_mlp :].flatten(1, 2)  # the residual stream's own path to the logits
-        blocks.append(torch.baddbmm(direct + b, post.flatten(1, 2), W_L))
-    return torch.cat(blocks, 1)  # [S, p*p, d_vocab_out]
+        block = logits[:, a0 * p : a.stop * p]
+        torch.add(direct, b, out=block).add_(torch.bmm(post.flatten(1, 2), W_L)[..., :n_out])
+    return logits
 
 
 def _gather(table: Tensor, idx: Tensor) -> Tensor:
