@@ -9,6 +9,14 @@ in the child only, for measurement.
 
     python benchmarks/clean_time.py                       # nanda, pizza-a, pizza-b; 3 fresh runs each
     python benchmarks/clean_time.py --presets nanda --repeats 5
+
+Measured 2026-11-29 08:32-08:36 UTC, quiet machine (load ~1), main a441bcf, `--repeats 3`:
+nanda fast 22.6 s median wall (300 steps; import 2.32 s, forward 7.36 s, backward + AdamW 10.42 s,
+evaluate + stop 0.25 s, snapshots 0.14 s, other 2.07 s); pizza-a fast 11.8 s (180 steps; import
+2.40, forward 2.36, backward 4.67, other 2.20); pizza-b fast 22.4 s (500 steps; forward 5.97,
+backward 11.28). "other" was mostly torch's meta kernels imported by the memory check (fixed: the
+model's mask is built without a meta-device op). After the table forward: see docs/performance.md
+(no quiet window on 2026-11-29 after 08:40; load 8-12).
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ CASES = {
     "import interp": ["-c", "import interp"],
     "import torch": ["-c", "import torch"],
     "import transformer_lens": ["-c", "import transformer_lens"],
+    # a submodule runs the package __init__ first (transformers, datasets, pandas): no lighter route
+    "import transformer_lens.hook_points": ["-c", "import transformer_lens.hook_points"],
     "import interp.training (what train needs)": ["-c", "import interp.training, interp.cli"],
 }
 

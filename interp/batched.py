@@ -62,6 +62,52 @@ def _rates(cfg: ModelConfig, attn_rate, S: int) -> Tensor:
     return rate.expand(S) if rate.dim() == 0 else rate
 
 
+def supports_tables(cfg: ModelConfig) -> bool:
+    """Whether `all_logits` / `pair_logits` compute this model from token tables (one layer; the model
+    has no LayerNorm); other models run their own forward."""
+    return cfg.n_layers == 1
+
+
+def _heads(W: dict[str, Tensor], x: Tensor, name: str) -> Tensor:
+    """x [S, ..., d_model] through W_name, b_name of every head -> [S, ..., n_heads, d_head]."""
+    Wh, b = W["blocks.0.attn.W_" + name], W["blocks.0.attn.b_" + name]  # [S, n_heads, d_model, d_head], [S, n_heads, d_head]
+    S, extra = x.shape[0], x.dim() - 2
+    return torch.einsum("s...d,shde->s...he", x, Wh) + b.view(S, *[1] * extra, *b.shape[1:])
+
+
+def _token_tables(cfg: ModelConfig, W: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor | None, list[Tensor]]:
+    """What every input shares, as tables over tokens: the embeddings x_a, x_b [S, p, d_model] (token a at
+    position 0, b at 1), x_e [S, d_model] (`=` at 2, None without it), and the attention scores of the
+    last position's query against each key position, scaled, broadcastable over the (a, b) grid
+    [S, n_heads, p_a | 1, p_b | 1], in position order (a, b[, =])."""
+    p = cfg.p
+    W_E, W_pos = W["embed.W_E"], W["pos_embed.W_pos"]  # [S, d_vocab, d_model], [S, n_ctx, d_model]
+    x_a = W_E[:, :p] + W_pos[:, :1]
+    off = p if cfg.diff_vocab else 0
+    x_b = W_E[:, off : off + p] + W_pos[:, 1:2]
+    x_e = W_E[:, cfg.eq_id] + W_pos[:, 2] if cfg.eq_token else None
+    k_a, k_b = _heads(W, x_a, "K"), _heads(W, x_b, "K")  # [S, p, h, e]
+    # The last position's query sees every position, causal or not. Products summed over d_head, not
+    # einsum: its batched matmuls round differently for stacks of 1 and of n (solo runs must equal sweeps).
+    dot = lambda q, k: (q * k).sum(-1).movedim(-1, 1)  # noqa: E731  [S, ..., h, e] -> [S, h, ...]
+    if cfg.eq_token:  # the query is the `=` token, the same for every pair
+        q = _heads(W, x_e, "Q")[:, None]  # [S, 1, h, e]
+        scores = [dot(q, k_a)[..., :, None], dot(q, k_b)[..., None, :], dot(q, _heads(W, x_e, "K")[:, None])[..., None]]
+    else:  # the query is token b
+        q = _heads(W, x_b, "Q")  # [S, p_b, h, e]
+        scores = [dot(q[:, None], k_a[:, :, None]), dot(q, k_b)[..., None, :]]
+    return x_a, x_b, x_e, [s / math.sqrt(cfg.d_head) for s in scores]
+
+
+def _pattern(scores: Tensor, rate: Tensor, dim: int) -> Tensor:
+    """Attention pattern from scores [pos, S, ...] (dim 0) or [S, ..., pos] (dim -1) with per-model
+    attention rates [S]: alpha softmax + (1 - alpha) J. Over a leading dim of 2-3 the softmax is ~30x
+    faster; over the last one its backward rounds the same for every stack size."""
+    pattern = scores.softmax(dim)
+    r = rate.view(*[1] * (dim == 0), -1, *[1] * (scores.dim() - 1 - (dim == 0)))
+    return torch.where(r == 1.0, pattern, r * pattern + (1.0 - r))
+
+
 @torch.no_grad()
 def all_logits(cfg: ModelConfig, params: dict[str, Tensor], attn_rate: Tensor | list[float] | None = None) -> Tensor:
     """Last-position logits of every stacked model over all p^2 inputs: [S, p*p, d_vocab_out], row a*p + b.
@@ -71,48 +117,23 @@ def all_logits(cfg: ModelConfig, params: dict[str, Tensor], attn_rate: Tensor | 
     """
     S = params["embed.W_E"].shape[0]
     rate = _rates(cfg, attn_rate, S)
-    if cfg.n_layers != 1:
+    if not supports_tables(cfg):
         return _vmapped_logits(cfg, params, rate)
     p, W = cfg.p, params
-    a_, m_ = "blocks.0.attn.", "blocks.0.mlp."
-    W_E, W_pos = W["embed.W_E"], W["pos_embed.W_pos"]  # [S, d_vocab, d_model], [S, n_ctx, d_model]
-    x_a = W_E[:, :p] + W_pos[:, :1]  # [S, p, d_model]: token a at position 0
-    off = p if cfg.diff_vocab else 0
-    x_b = W_E[:, off : off + p] + W_pos[:, 1:2]  # token b at position 1
-    x_e = W_E[:, cfg.eq_id] + W_pos[:, 2] if cfg.eq_token else None  # [S, d_model]: `=` at position 2
-
-    def heads(x: Tensor, name: str) -> Tensor:  # x [S, ..., d_model] -> [S, ..., n_heads, d_head]
-        Wh, b = W[a_ + "W_" + name], W[a_ + "b_" + name]  # [S, n_heads, d_model, d_head], [S, n_heads, d_head]
-        extra = x.dim() - 2
-        return torch.einsum("s...d,shde->s...he", x, Wh) + b.view(S, *[1] * extra, *b.shape[1:])
-
-    # Attention from the last position (it sees every position, causal or not): pattern [pos, S, h, a, b]
-    k_a, k_b = heads(x_a, "K"), heads(x_b, "K")  # [S, p, h, e]
-    if cfg.eq_token:
-        q = heads(x_e, "Q")  # [S, h, e]: the query is the `=` token, the same for every pair
-        s_a = torch.einsum("she,sahe->sha", q, k_a)[..., :, None].expand(-1, -1, p, p)
-        s_b = torch.einsum("she,sbhe->shb", q, k_b)[..., None, :].expand(-1, -1, p, p)
-        s_e = (q * heads(x_e, "K")).sum(-1)[..., None, None].expand(-1, -1, p, p)
-        scores = torch.stack([s_a, s_b, s_e])
-    else:
-        q = heads(x_b, "Q")  # [S, p_b, h, e]: the query is token b
-        s_a = torch.einsum("sbhe,sahe->shab", q, k_a)
-        s_b = (q * k_b).sum(-1).transpose(1, 2)[..., None, :].expand(-1, -1, p, p)
-        scores = torch.stack([s_a, s_b])
-    pattern = (scores / math.sqrt(cfg.d_head)).softmax(0)  # softmax over a leading dim of 2-3: ~30x faster
-    r = rate.view(S, 1, 1, 1)
-    pattern = torch.where(r == 1.0, pattern, r * pattern + (1.0 - r))  # alpha softmax + (1 - alpha) J
+    m_ = "blocks.0.mlp."
+    x_a, x_b, x_e, scores = _token_tables(cfg, W)
+    pattern = _pattern(torch.stack(torch.broadcast_tensors(*scores)), rate, 0)  # [pos, S, h, a, b]
     total = rate + (1.0 - rate) * cfg.n_ctx  # [S]: what each query's pattern sums to
 
     # Values through W_O, then through the read-outs R = [W_in | W_U]: tables over tokens, per head.
     R = torch.cat([W[m_ + "W_in"], W["unembed.W_U"]], -1)  # [S, d_model, d_mlp + d_vocab_out]
-    W_O = W[a_ + "W_O"]  # [S, h, e, d_model]
+    W_O = W["blocks.0.attn.W_O"]  # [S, h, e, d_model]
 
     def through(x: Tensor) -> Tensor:  # x [S, ..., d_model] -> its value via W_O and R, [S, ..., h, r]
-        return torch.einsum("s...he,shed,sdr->s...hr", heads(x, "V"), W_O, R)
+        return torch.einsum("s...he,shed,sdr->s...hr", _heads(W, x, "V"), W_O, R)
 
     t_a, t_b = through(x_a), through(x_b)  # [S, p, h, r]
-    const = (W[a_ + "b_O"][:, None] @ R)[:, 0]  # [S, r]
+    const = (W["blocks.0.attn.b_O"][:, None] @ R)[:, 0]  # [S, r]
     const[:, : cfg.d_mlp] += W[m_ + "b_in"]
     if cfg.eq_token:  # the `=` token's weight is total - (the others'): fold its value into theirs
         t_e = through(x_e)  # [S, h, r]
@@ -124,22 +145,70 @@ def all_logits(cfg: ModelConfig, params: dict[str, Tensor], attn_rate: Tensor | 
     n_r = R.shape[-1]
     W_L = W[m_ + "W_out"] @ W["unembed.W_U"]  # [S, d_mlp, d_vocab_out]
     b = W[m_ + "b_out"][:, None] @ W["unembed.W_U"] + W["unembed.b_U"][:, None]  # [S, 1, d_vocab_out]
-    # A few rows a at a time (~4 MB of pre-activations: in cache, and no fresh pages to fault in).
+    # A few rows a at a time (~4 MB of pre-activations, one buffer: in cache, no fresh pages to fault in).
     # Sum over heads of pattern x table, one head at a time, in place: ~10x faster than the same
     # sums as batched matmuls of inner size n_heads.
-    rows, blocks = max(1, (1 << 20) // (S * p * n_r)), []
+    rows = max(1, (1 << 20) // (S * p * n_r))
+    buf, n_out = W_L.new_empty(S, rows, p, n_r), W_L.shape[-1]
+    W_L = F.pad(W_L, (0, -n_out % 16))  # output columns to a multiple of 16: sgemm runs ~15% faster (113 -> 128)
+    logits = W_L.new_empty(S, p * p, n_out)
     for a0 in range(0, p, rows):
-        a = slice(a0, a0 + rows)
-        out = torch.addcmul(const, pattern[0, :, 0, a, :, None], t_a[:, a, None, 0])  # [S, rows, b, r]
-        out.addcmul_(pattern[1, :, 0, a, :, None], t_b[:, None, :, 0])
+        a = slice(a0, min(a0 + rows, p))
+        out = torch.addcmul(const, pattern[0, :, 0, a, :, None], t_a[:, a, None, 0], out=buf[:, : a.stop - a0])
+        out.addcmul_(pattern[1, :, 0, a, :, None], t_b[:, None, :, 0])  # out: [S, rows, b, r]
         for h in range(1, cfg.n_heads):
             out.addcmul_(pattern[0, :, h, a, :, None], t_a[:, a, None, h])
             out.addcmul_(pattern[1, :, h, a, :, None], t_b[:, None, :, h])
         post = out[..., : cfg.d_mlp]  # pre-activations, then (in place) activations; views with row stride r
         post = post.relu_() if cfg.act_fn == "relu" else post.copy_(F.gelu(post))
         direct = out[..., cfg.d_mlp :].flatten(1, 2)  # the residual stream's own path to the logits
-        blocks.append(torch.baddbmm(direct + b, post.flatten(1, 2), W_L))
-    return torch.cat(blocks, 1)  # [S, p*p, d_vocab_out]
+        block = logits[:, a0 * p : a.stop * p]
+        torch.add(direct, b, out=block).add_(torch.bmm(post.flatten(1, 2), W_L)[..., :n_out])
+    return logits
+
+
+def _gather(table: Tensor, idx: Tensor) -> Tensor:
+    """table [S, m, ...], idx [S, n] (values < m) -> table[s, idx[s, i]]: [S, n, ...]. As an embedding
+    lookup: its backward sums in a fixed order (advanced indexing's index_put does not)."""
+    S, m = table.shape[:2]
+    rows = idx + m * torch.arange(S, device=idx.device)[:, None]
+    return F.embedding(rows, table.reshape(S * m, -1)).view(*idx.shape, *table.shape[2:])
+
+
+def pair_logits(cfg: ModelConfig, params: dict[str, Tensor], tokens: Tensor,
+                attn_rate: Tensor | list[float] | None = None) -> Tensor:
+    """Last-position logits of stacked one-layer models on given inputs, differentiable: the training
+    forward. tokens [S, n, n_ctx] (each model its own rows [a, b(, =)]) -> [S, n, d_vocab_out].
+
+    Equal to `Transformer.last_logits` within float32 rounding (tests/test_progress.py) at about half
+    its FLOPs: keys, queries and values come from the token tables (`_token_tables`; no projections
+    of 3 positions per row), and only the pattern, the MLP and the unembedding are per row. No hooks
+    fire: this is for training and evaluation internals (interp.training.Engine); everything users
+    call runs the model's own forward. params: {name: [S, ...]} (autograd flows back to them).
+    """
+    if not supports_tables(cfg):
+        raise BatchError(f"pair_logits needs a one-layer model, got n_layers={cfg.n_layers}")
+    S, p, W = tokens.shape[0], cfg.p, params
+    rate = _rates(cfg, attn_rate, S).to(tokens.device)
+    a, b = tokens[..., 0], tokens[..., 1] - (p if cfg.diff_vocab else 0)  # [S, n]
+    x_a, x_b, x_e, scores = _token_tables(cfg, W)
+    grid = [s.expand(-1, -1, p, p).flatten(2).transpose(1, 2) for s in scores]  # [S, p*p, h] per position
+    pattern = _pattern(torch.stack([_gather(g, a * p + b) for g in grid], -1), rate, -1)  # [S, n, h, pos]
+
+    def values(x: Tensor) -> Tensor:  # x [S, ..., d_model] -> each head's value through W_O [S, ..., h, d_model]
+        return torch.einsum("s...he,shed->s...hd", _heads(W, x, "V"), W["blocks.0.attn.W_O"])
+
+    v = [_gather(values(x_a), a), _gather(values(x_b), b)]  # [S, n, h, d_model]
+    if cfg.eq_token:
+        v.append(values(x_e)[:, None])  # [S, 1, h, d_model]
+    # Sum over heads and positions of pattern x value as products and sums (a batched matmul of inner
+    # size n_heads is slow; slicing v per head would copy it back piece by piece in the backward).
+    attn = sum((pattern[..., i, None] * v[i]).sum(2) for i in range(len(v)))
+    resid = (x_e[:, None] if cfg.eq_token else _gather(x_b, b)) + attn + W["blocks.0.attn.b_O"][:, None]
+    pre = torch.baddbmm(W["blocks.0.mlp.b_in"][:, None], resid, W["blocks.0.mlp.W_in"])  # [S, n, d_mlp]
+    post = F.relu(pre) if cfg.act_fn == "relu" else F.gelu(pre)
+    resid = resid + torch.baddbmm(W["blocks.0.mlp.b_out"][:, None], post, W["blocks.0.mlp.W_out"])
+    return torch.baddbmm(W["unembed.b_U"][:, None], resid, W["unembed.W_U"])
 
 
 def _vmapped_logits(cfg: ModelConfig, params: dict[str, Tensor], rate: Tensor) -> Tensor:

@@ -78,9 +78,11 @@ class Attention(nn.Module):
         self.W_O = _param(h, e, d)
         self.b_Q, self.b_K, self.b_V = _param(h, e), _param(h, e), _param(h, e)
         self.b_O = _param(d)
-        allowed = torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool)
-        # Same buffers as HookedTransformer, so its state dicts load with strict=True.
-        self.register_buffer("mask", torch.tril(allowed) if cfg.causal else allowed)
+        # Same buffers as HookedTransformer, so its state dicts load with strict=True. Built from Python
+        # values, not torch.tril: any op on the meta device (resources.n_params builds the model there)
+        # imports torch's Python meta kernels, ~2 s of a fresh process.
+        n = cfg.n_ctx
+        self.register_buffer("mask", torch.tensor([[k <= q or not cfg.causal for k in range(n)] for q in range(n)]))
         self.register_buffer("IGNORE", torch.tensor(-float("inf")))
         # alpha as a (non-saved) buffer, so a vmapped sweep can give each stacked model its own rate.
         self.register_buffer("attn_rate", torch.tensor(cfg.attn_rate), persistent=False)

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
 from interp.display import HTMLRepr, tqdm
+from interp import batched
 from interp import checkpoints as ck
 from interp import rundir
 from interp.config import ModelConfig, TrainConfig
@@ -240,12 +241,17 @@ class Engine:
     """The training loop, once: n >= 1 models of one shape and recipe trained in lockstep.
 
     A stack of one trains its Trainer's own model, parameters and optimiser: a plain PyTorch step.
-    More are stacked [n_models, ...] with torch.func (`stack_module_state` + `vmap(functional_call)`),
-    data too (different splits of the same size), under one AdamW and one Grokfast filter: both are
-    element-wise and the loss is the sum of per-model losses, so each model follows its own run
-    (clip_grad, a norm over a whole model, is refused by the sweep). Every Trainer keeps its own
-    bookkeeping and gets its slice of the state when saved; a model that stops (step cap, test
-    accuracy, clean circuit: `interp.stopping`) is saved and dropped from the stack.
+    More are stacked [n_models, ...] (`stack_module_state`), data too (different splits of the same
+    size), under one AdamW and one Grokfast filter: both are element-wise and the loss is the sum of
+    per-model losses, so each model follows its own run (clip_grad, a norm over a whole model, is
+    refused by the sweep). Every Trainer keeps its own bookkeeping and gets its slice of the state
+    when saved; a model that stops (step cap, test accuracy, clean circuit: `interp.stopping`) is
+    saved and dropped from the stack.
+
+    The forward (training and test logits): one-layer models use `batched.pair_logits` (keys and
+    values from token tables, about half the FLOPs of the model's forward, no hooks), the same
+    stacked code for a stack of one and of n, so a solo run equals its model in a sweep bit for bit;
+    deeper models run the model's own forward (vmapped over a stack).
     """
 
     def __init__(self, trainers: list[Trainer]):
@@ -257,6 +263,9 @@ class Engine:
         data = [t.data for t in trainers]
         self.data = {k: torch.stack([getattr(d, k) for d in data])  # [n_models, ...]
                      for k in ("train_tokens", "train_labels", "test_tokens", "test_labels")}
+        self.cfg = trainers[0].model_config  # the shape; attention rates per model:
+        self.rates = torch.tensor([t.model_config.attn_rate for t in trainers], device=self.device)
+        self.tables = batched.supports_tables(self.cfg)
         if self.solo:
             return
         # The template decides code paths only: mixing attention as soon as one model has alpha != 1
@@ -277,6 +286,9 @@ class Engine:
 
     def logits(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens [n_models, batch, n_ctx] -> last-position logits [n_models, batch, d_vocab_out]."""
+        if self.tables:
+            params = {n: p.unsqueeze(0) for n, p in self.trainers[0].model.named_parameters()} if self.solo else self.params
+            return batched.pair_logits(self.cfg, params, tokens, self.rates)
         if self.solo:
             return self.trainers[0].model.last_logits(tokens[0]).unsqueeze(0)
         return self._vlogits(self.params, self.buffers, tokens)
@@ -323,6 +335,7 @@ class Engine:
         """Drop the models not in `keep` from the stack (state, data and trainers)."""
         idx = torch.tensor(keep, device=self.device)
         self.data = {k: v[idx] for k, v in self.data.items()}
+        self.rates = self.rates[idx]
         self.trainers = [self.trainers[j] for j in keep]
         if self.solo:
             return

@@ -173,6 +173,40 @@ def test_stacked_logits_equal_the_models_forward(kw):
     assert torch.allclose(got, want, rtol=1e-5, atol=1e-5 * want.abs().max().item())
 
 
+@pytest.mark.parametrize("kw", [
+    dict(),  # Nanda: [a, b, =], causal
+    dict(eq_token=False, causal=False, biases="mlp", attn_rate=0.0),
+    dict(eq_token=False, causal=True, act_fn="gelu", attn_rate=0.3, biases="all"),
+    dict(eq_token=True, causal=False, diff_vocab=True, attn_rate=0.7, biases="all"),
+    dict(eq_token=False, diff_vocab=True, n_heads=2, attn_rate=0.5),
+])
+def test_pair_logits_equal_the_models_forward_and_its_gradients(kw):
+    """The training forward (token tables, given rows per model) is the model's forward: same logits
+    and gradients within float32 rounding; a stack of one gives the same bits as its slice of a stack."""
+    cfg = interp.ModelConfig.with_width(16, p=11, **kw)
+    rates = [cfg.attn_rate, 0.0, 1.0]
+    models = [_perturbed(cfg.replace(attn_rate=r), seed) for seed, r in enumerate(rates)]
+    tokens = all_tokens(cfg)
+    rows = torch.stack([torch.randperm(len(tokens), generator=torch.Generator().manual_seed(s))[:60] for s in range(3)])
+    params = {n: torch.stack([dict(m.named_parameters())[n] for m in models]) for n, _ in models[0].named_parameters()}
+    got = batched.pair_logits(cfg, params, tokens[rows], rates)
+    want = torch.stack([m.last_logits(tokens[r]) for m, r in zip(models, rows)])
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-5 * want.abs().max().item())
+    trained = [n for n, prm in models[0].named_parameters() if prm.requires_grad and n != "blocks.0.attn.b_K"]  # b_K: 0
+    grad = lambda out: torch.autograd.grad(out.double().square().sum(), [dict(models[0].named_parameters())[n] for n in trained])  # noqa: E731
+    for n, g, w in zip(trained, grad(got[0]), grad(want[0])):
+        assert torch.allclose(g, w, rtol=1e-4, atol=1e-5 * w.abs().max().item()), n
+    solo = batched.pair_logits(cfg, {n: v[:1] for n, v in params.items()}, tokens[rows[:1]], rates[:1])
+    assert torch.equal(solo[0], got[0])
+
+
+def test_pair_logits_refuses_deeper_models():
+    cfg = interp.ModelConfig.with_width(16, p=11, n_layers=2)
+    params = batched.stack_states([Transformer(cfg, seed=0).state_dict()])
+    with pytest.raises(batched.BatchError, match="one-layer"):
+        batched.pair_logits(cfg, params, all_tokens(cfg)[None, :5])
+
+
 def test_model_metrics_equal_the_single_model_functions():
     base = interp.ModelConfig.with_width(16, p=11, eq_token=False, causal=False, biases="mlp")
     models = [_perturbed(base.replace(attn_rate=r), i) for i, r in enumerate([0.0, 1.0, 0.5])]

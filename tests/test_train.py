@@ -133,9 +133,16 @@ def test_none_switches_off_optional_settings():
 
 
 # ---- one engine ----------------------------------------------------------------------------------
-def _plain_loop(preset, steps, **overrides):
+def _table_logits(model, tokens):
+    """The Engine's training forward (`batched.pair_logits`) on one model: tokens [n, n_ctx] -> [n, p]."""
+    from interp.batched import pair_logits
+
+    return pair_logits(model.cfg, {n: p.unsqueeze(0) for n, p in model.named_parameters()}, tokens[None])[0]
+
+
+def _plain_loop(preset, steps, forward=_table_logits, **overrides):
     """The training step written out in plain PyTorch (the loop main had before the Engine):
-    last-position logits, float64 loss, backward, Grokfast, warm-up lr, AdamW."""
+    last-position logits (`forward(model, tokens)`), float64 loss, backward, Grokfast, warm-up lr, AdamW."""
     from interp.presets import resolve
     from interp.training import Grokfast, loss_fn, lr_at
 
@@ -147,7 +154,7 @@ def _plain_loop(preset, steps, **overrides):
     gf = Grokfast(dict((n, p) for n, p in model.named_parameters() if p.requires_grad), tcfg.grokfast_alpha,
                   tcfg.grokfast_lambda) if tcfg.grokfast else None
     for step in range(steps):
-        loss = loss_fn(model.last_logits(data.train_tokens), data.train_labels)
+        loss = loss_fn(forward(model, data.train_tokens), data.train_labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if gf:
@@ -160,10 +167,26 @@ def _plain_loop(preset, steps, **overrides):
 
 @pytest.mark.parametrize("overrides", [{}, {"grokfast_lambda": 2.0, "seed": 3}, {"attn_rate": 0.0, "lr": 1e-2}])
 def test_solo_run_is_bit_identical_to_a_plain_loop(overrides):
-    """A single run is the Engine on a stack of one: the same weights, bit for bit, as the plain loop.
-    (Checked once more against weights saved from main's pre-Engine code: docs/performance.md.)"""
+    """A single run is the Engine on a stack of one: the same weights, bit for bit, as the plain loop
+    with the same forward."""
     r = interp.train("tiny", progress=False, steps=40, stop_at_test_acc=None, log_every=7, **overrides)
     assert same_weights(r.model, _plain_loop("tiny", 40, stop_at_test_acc=None, **overrides))
+
+
+@pytest.mark.parametrize("preset, overrides", [("tiny", {}), ("tiny", {"attn_rate": 0.0, "lr": 1e-2}),
+                                               ("nanda", {"p": 23, "d_model": 32})])
+def test_table_forward_trains_like_the_models_forward(preset, overrides):
+    """The Engine's forward (token tables) and the model's own forward are the same function: training
+    with either gives the same weights up to float32 rounding, far below what training changed."""
+    kw = dict(stop_at_test_acc=None, **overrides)
+    mcfg, tcfg = interp.presets.resolve(preset, None, None, None, kw)
+    w0 = dict(interp.Transformer(mcfg, seed=tcfg.seed).named_parameters())
+    w1 = dict(_plain_loop(preset, 40, **kw).named_parameters())
+    w2 = dict(_plain_loop(preset, 40, forward=lambda m, t: m.last_logits(t), **kw).named_parameters())
+    for k, p in w1.items():
+        if p.requires_grad:
+            moved, apart = (p - w0[k]).abs().max().item(), (p - w2[k]).abs().max().item()
+            assert apart <= 1e-3 * moved, k  # W_Q at alpha 0: moved by weight decay alone, apart 0
 
 
 def test_stop_reason_is_recorded(tmp_path):
