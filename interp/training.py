@@ -248,10 +248,11 @@ class Engine:
     when saved; a model that stops (step cap, test accuracy, clean circuit: `interp.stopping`) is
     saved and dropped from the stack.
 
-    The forward (training and test logits): one-layer models use `batched.pair_logits` (keys and
-    values from token tables, about half the FLOPs of the model's forward, no hooks), the same
-    stacked code for a stack of one and of n, so a solo run equals its model in a sweep bit for bit;
-    deeper models run the model's own forward (vmapped over a stack).
+    The forward (training and test logits): the model's own forward, last position only (vmapped over
+    a stack), by default; with TrainConfig.forward "tables", one-layer models use `batched.pair_logits`
+    (keys and values from token tables, about half the FLOPs, no hooks; the same stacked code for a
+    stack of one and of n, so a solo run equals its model in a sweep bit for bit). Both compute the
+    same function; their float rounding differs, so a seed's trajectory differs between them.
     """
 
     def __init__(self, trainers: list[Trainer]):
@@ -265,7 +266,7 @@ class Engine:
                      for k in ("train_tokens", "train_labels", "test_tokens", "test_labels")}
         self.cfg = trainers[0].model_config  # the shape; attention rates per model:
         self.rates = torch.tensor([t.model_config.attn_rate for t in trainers], device=self.device)
-        self.tables = batched.supports_tables(self.cfg)
+        self.tables = self.tc.forward == "tables" and batched.supports_tables(self.cfg)
         if self.solo:
             return
         # The template decides code paths only: mixing attention as soon as one model has alpha != 1

@@ -165,12 +165,19 @@ def _plain_loop(preset, steps, forward=_table_logits, **overrides):
     return model
 
 
+@pytest.mark.parametrize("forward", ["model", "tables"])
 @pytest.mark.parametrize("overrides", [{}, {"grokfast_lambda": 2.0, "seed": 3}, {"attn_rate": 0.0, "lr": 1e-2}])
-def test_solo_run_is_bit_identical_to_a_plain_loop(overrides):
+def test_solo_run_is_bit_identical_to_a_plain_loop(overrides, forward):
     """A single run is the Engine on a stack of one: the same weights, bit for bit, as the plain loop
-    with the same forward."""
-    r = interp.train("tiny", progress=False, steps=40, stop_at_test_acc=None, log_every=7, **overrides)
-    assert same_weights(r.model, _plain_loop("tiny", 40, stop_at_test_acc=None, **overrides))
+    with the same forward (TrainConfig.forward: the model's own, the default, or token tables)."""
+    r = interp.train("tiny", progress=False, steps=40, stop_at_test_acc=None, log_every=7, forward=forward, **overrides)
+    plain = _table_logits if forward == "tables" else (lambda m, t: m.last_logits(t))
+    assert same_weights(r.model, _plain_loop("tiny", 40, forward=plain, stop_at_test_acc=None, **overrides))
+
+
+def test_forward_setting_is_validated():
+    with pytest.raises(interp.ConfigError, match="forward"):
+        interp.TrainConfig(forward="fast")
 
 
 @pytest.mark.parametrize("preset, overrides", [("tiny", {}), ("tiny", {"attn_rate": 0.0, "lr": 1e-2}),
