@@ -163,9 +163,43 @@ def spawn(cmd: list, cwd: str | None = None, as_bytes: int = AS_LIMIT, umask: in
                             stdin=subprocess.DEVNULL, preexec_fn=_limit(as_bytes, umask))
 
 
+# The child's own peak RSS: wait4's ru_maxrss also counts the pages the child shared with pytest between
+# fork and exec (a pytest that has imported Ray is ~650 MiB), so the child writes its VmHWM (peak RSS
+# of its own image, reset at exec) to the file named in INTERP_TEST_HWM when it exits.
+_HWM_CODE = ("import atexit, os, sys\n"
+             "def _hwm(path=os.environ.get('INTERP_TEST_HWM')):\n"
+             "    try:\n"
+             "        with open('/proc/self/status') as f:\n"
+             "            line = [l for l in f if l.startswith('VmHWM:')]\n"
+             "        with open(path, 'w') as f:\n"
+             "            f.write(line[0].split()[1])\n"
+             "    except Exception:\n"
+             "        pass\n"
+             "atexit.register(_hwm)\n"
+             "from interp.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
 def start(argv: list, python: str = sys.executable, **kw) -> subprocess.Popen:
-    """`interp ARGV` as a child process (see spawn)."""
-    return spawn([python, "-c", "import sys; from interp.cli import main; sys.exit(main(sys.argv[1:]))", *argv], **kw)
+    """`interp ARGV` as a child process (see spawn); it reports its peak RSS on exit (_HWM_CODE)."""
+    import tempfile
+
+    hwm = tempfile.NamedTemporaryFile(prefix="interp-hwm-", delete=False)
+    hwm.close()
+    env = {**(kw.pop("env", None) or {}), "INTERP_TEST_HWM": hwm.name}
+    proc = spawn([python, "-c", _HWM_CODE, *argv], env=env, **kw)
+    proc.hwm_path = hwm.name
+    return proc
+
+
+def _peak_rss(proc: subprocess.Popen, usage) -> int:
+    """The child's own peak RSS in bytes (VmHWM it reported), else wait4's (which may include pytest's)."""
+    path = getattr(proc, "hwm_path", None)
+    try:
+        text = Path(path).read_text().strip() if path else ""
+        return int(text) * 1024 if text else usage.ru_maxrss * 1024
+    finally:
+        if path:
+            Path(path).unlink(missing_ok=True)
 
 
 def finish(proc: subprocess.Popen, timeout: float, t0: float) -> Outcome:
@@ -191,7 +225,7 @@ def finish(proc: subprocess.Popen, timeout: float, t0: float) -> Outcome:
     for r in readers:
         r.join()
     return Outcome(code, streams["err"].decode(errors="replace"), streams["out"].decode(errors="replace"),
-                   usage.ru_maxrss * 1024, time.monotonic() - t0)
+                   _peak_rss(proc, usage), time.monotonic() - t0)
 
 
 def run(argv: list, timeout: float = 120, **kw) -> Outcome:
