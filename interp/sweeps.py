@@ -59,7 +59,7 @@ from interp import checkpoints as ck
 from interp import distributed, rundir
 from interp.config import ModelConfig, TrainConfig
 from interp.errors import ConfigError, InterpError, RunDirError
-from interp.presets import parse_value, resolve  # noqa: F401 - parse_value: the sweep's values
+from interp.presets import resolve
 from interp.device import resolve_device
 from interp.training import Engine, Trainer, TrainResult, load_trainer, prepare_run_dir
 from interp.resources import check_memory, device_memory, estimate_training
