@@ -249,8 +249,8 @@ def classify(checkpoint_or_model, config=None, device=None) -> Classification:
     """Classify a model, or a checkpoint given by path (ours, a run directory, or a foreign file
     with an optional `config`: JSON path, dict or ModelConfig).
 
-    `device` (cpu, cuda, mps): where to compute; a model elsewhere is copied there (the caller's stays
-    put). Default: where the model is, and the CPU for a path."""
+    `device` (cpu, cuda, mps; default the CPU, `interp.device.analysis_device`): where to compute; a
+    model elsewhere is copied there (the caller's model stays where it is)."""
     from interp.device import analysis_device, to_device
 
     dev = analysis_device(device)  # an unavailable device: one line, before anything is read
@@ -266,4 +266,4 @@ def classify(checkpoint_or_model, config=None, device=None) -> Classification:
         raise InterpError("config applies to checkpoint paths; a loaded model already has its config")
     if not hasattr(checkpoint_or_model, "cfg") or not hasattr(checkpoint_or_model, "last_logits"):
         raise InterpError(f"classify needs a checkpoint path or an interp model, got {type(checkpoint_or_model).__name__}")
-    return classify_model(to_device(checkpoint_or_model, None if device is None else dev))
+    return classify_model(to_device(checkpoint_or_model, dev))

@@ -37,9 +37,11 @@ def resolve_device(name: str | torch.device | None = None) -> torch.device:
 
 
 def analysis_device(name: str | torch.device | None = None) -> torch.device:
-    """Where an analysis of a checkpoint runs: the device asked for (`resolve_device`, so an unavailable
-    one is the same ConfigError line as for training), else the CPU. Not "the best available" as for
-    training: verdicts were calibrated on the CPU, and marginal ones flip with last-bit numerics."""
+    """Where `classify`, `report` and `run_progress` compute: the device asked for (`resolve_device`, so
+    an unavailable one is the same ConfigError line as for training), else the CPU, wherever the model
+    is. Not "the best available" as for training: verdicts were calibrated on the CPU, marginal ones
+    flip with last-bit numerics, and a sweep's GPU-trained model must get the verdict that
+    `interp classify` later gives its saved checkpoint."""
     return torch.device("cpu") if name is None else resolve_device(name)
 
 
@@ -48,11 +50,9 @@ def device_of(model_or_tensor) -> torch.device:
     return model_or_tensor.device if isinstance(model_or_tensor, torch.Tensor) else model_or_tensor.W_E.device
 
 
-def to_device(model, device: str | torch.device | None):
-    """`model` itself when `device` is None or it is there already, else a copy moved to `device`
-    (the caller's model stays where it is)."""
-    if device is None:
-        return model
+def to_device(model, device: str | torch.device):
+    """`model` itself when it is on `device` already, else a copy moved there (the caller's model
+    stays where it is)."""
     dev, here = resolve_device(device), device_of(model)
     if here.type == dev.type and dev.index in (None, here.index):  # "cuda" is wherever CUDA holds it
         return model

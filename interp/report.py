@@ -326,12 +326,11 @@ def render(path_or_model, config=None, *, every: int | None = None, progress: bo
 
     `config`: JSON config for a foreign checkpoint (as `interp.load`); `every`: use every n-th
     snapshot for the progress measures (default: at most MAX_SNAPSHOTS); `progress`: a progress bar;
-    `device` (cpu, cuda, mps): where the analyses compute (default: where a given model is, the CPU
-    for a path; as `interp.classify`).
+    `device` (cpu, cuda, mps): where the analyses compute (default the CPU; as `interp.classify`).
     """
     if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
         raise ReportError(f"every must be a positive integer, got {every!r}")
-    dev = None if device is None else analysis_device(device)  # an unavailable device: one line, up front
+    dev = analysis_device(device)  # an unavailable device: one line, before anything is read
     t0 = time.perf_counter()
     run_dir = Path(path_or_model) if _is_run_dir(path_or_model) else None
     stage = _Stages(5 if run_dir else 3, progress)  # classify, probes, [progress measures, training figures,] page

@@ -21,7 +21,7 @@ from interp import checkpoints as ck
 from interp.classifier import classify
 from interp.cli import main
 from interp.data import all_tokens, split
-from interp.device import analysis_device
+from interp.device import analysis_device, to_device
 from interp.errors import ConfigError
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -143,6 +143,16 @@ def test_progress_measures_under_a_meta_default_device(tiny_run):
     assert plain.test_loss == pytest.approx(progress.run_progress(tiny_run).test_loss[-1].item(), rel=1e-9)
 
 
+def test_clean_stop_measures_under_a_meta_default_device(tiny_run):
+    """Training's clean-circuit check (interp.stopping) uses the analyses on the training device."""
+    from interp import stopping
+
+    model = interp.load(tiny_run)
+    state = dict(model.named_parameters())
+    plain, tricked = under_meta(lambda: (row := {}, stopping.measure_row(row, state, model.cfg.p))[::-1])
+    assert plain[1]["key_freqs"] and same(plain, tricked)
+
+
 def test_stacked_logits_and_measures_under_a_meta_default_device(tiny_run):
     model = interp.load(tiny_run)
     cfg = model.cfg
@@ -155,15 +165,25 @@ def test_stacked_logits_and_measures_under_a_meta_default_device(tiny_run):
     assert same(*under_meta(progress.gini, torch.rand(3, 7, generator=torch.Generator().manual_seed(0))))
 
 
+def test_stacked_logits_of_a_deeper_model_under_a_meta_default_device(clock):
+    """Two layers: all_logits runs the model's own forward, vmapped (its template model and tokens)."""
+    from interp.model import Transformer
+
+    cfg = clock.cfg.replace(n_layers=2)
+    params = batched.stack_states([Transformer(cfg, seed=s).state_dict() for s in (0, 1)])
+    plain, tricked = under_meta(batched.all_logits, cfg, params, [1.0, 0.0])
+    assert same(plain, tricked) and plain.shape == (2, cfg.p ** 2, cfg.p)
+
+
 def test_classify_on_the_cpu_equals_the_default(clock):
     assert classify(clock, device="cpu").to_dict() == classify(clock).to_dict()
     assert classify(FIXTURES / "clock.safetensors", device="cpu").to_dict() == classify(FIXTURES / "clock.safetensors").to_dict()
     assert interp.load(FIXTURES / "clock.safetensors", device="cpu").W_E.device.type == "cpu"
 
 
-def test_analyses_default_to_the_cpu_and_refuse_a_device_this_machine_lacks():
-    assert analysis_device(None) == torch.device("cpu")  # a path loads to the CPU unless asked
-    assert analysis_device("cpu") == torch.device("cpu")
+def test_analyses_default_to_the_cpu_and_refuse_a_device_this_machine_lacks(clock):
+    assert analysis_device(None) == analysis_device("cpu") == torch.device("cpu")
+    assert to_device(clock, "cpu") is clock  # a model already there is used as it is, not copied
     with pytest.raises(ConfigError, match="not one of"):
         classify(FIXTURES / "clock.safetensors", device="tpu")
     if not torch.cuda.is_available():
