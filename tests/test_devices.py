@@ -194,6 +194,21 @@ def test_analyses_default_to_the_cpu_and_refuse_a_device_this_machine_lacks(cloc
                 call()
 
 
+def test_the_report_passes_the_device_on(tiny_run, clock, monkeypatch, tmp_path):
+    """On one CPU every device is the CPU, so check the plumbing: the device the report hands to its
+    loader, its model copier and the progress measures."""
+    from interp import report
+
+    seen = []
+    for owner, name in ((report, "load"), (report, "to_device"), (progress, "run_progress")):
+        real = getattr(owner, name)
+        monkeypatch.setattr(owner, name, lambda *a, _real=real, _name=name, **kw: (
+            seen.append((_name, kw.get("device", a[-1] if _name == "to_device" else None))), _real(*a, **kw))[1])
+    report.write_report(tiny_run, tmp_path / "r.html", device="cpu")
+    report.write_report(clock, tmp_path / "m.html", device="cpu")
+    assert seen == [("load", torch.device("cpu")), ("run_progress", torch.device("cpu")), ("to_device", torch.device("cpu"))]
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 @pytest.mark.parametrize("command", [["classify", str(FIXTURES / "clock.safetensors")],
                                      ["report", str(FIXTURES / "clock.safetensors"), "-o", "{tmp}/r.html", "--quiet"]])

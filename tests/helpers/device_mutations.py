@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 FILES = ["interp/fourier.py", "interp/metrics.py", "interp/circles.py", "interp/probes.py", "interp/progress.py",
          "interp/batched.py", "interp/data.py", "interp/classifier.py", "interp/report.py"]
-ARG = re.compile(r", device=[\w.()\"]+?(?=[,)])|, (dev|device|[\w.]+\.device|device_of\(model\))(?=\))|\.to\((dev|out\.device)\)")
+ARG = re.compile(r", device=(?!None)[\w.()\"]+?(?=[,)])|, (dev|device|[\w.]+\.device|device_of\(model\))(?=\))|\.to\((dev|out\.device)\)")
 WITH = re.compile(r"with torch\.device\([^)]*\):")
 
 
