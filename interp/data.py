@@ -30,7 +30,7 @@ def tokens_for(pairs: Tensor, cfg: ModelConfig) -> Tensor:
 
 
 def all_tokens(cfg: ModelConfig, device: torch.device | str | None = None) -> Tensor:
-    """[p*p, n_ctx] tokens of every pair, row a*p + b: the input of every probe (on the model's device)."""
+    """[p*p, n_ctx] tokens of every pair, row a*p + b: the input of every probe, on `device` (as `all_pairs`)."""
     return tokens_for(all_pairs(cfg.p, device), cfg)
 
 
