@@ -123,7 +123,7 @@ def test_metrics_and_circles_under_a_meta_default_device(clock, pizza):
                          (batched.model_metrics, ([model, clock],)),
                          (batched.logit_tables, ([model, clock],))]:
             plain, tricked = under_meta(fn, *args)
-            assert same(plain, tricked), fn.__name__
+            assert same(plain, tricked), (fn.__name__, model.cfg.p, plain, tricked)
         for k in keys:
             assert same(*under_meta(metrics.templates, model.cfg.p, k, "cpu"))
         plain, tricked = under_meta(circles.isolate_circles, model, frequencies=keys)
