@@ -194,19 +194,26 @@ def test_analyses_default_to_the_cpu_and_refuse_a_device_this_machine_lacks(cloc
                 call()
 
 
-def test_the_report_passes_the_device_on(tiny_run, clock, monkeypatch, tmp_path):
-    """On one CPU every device is the CPU, so check the plumbing: the device the report hands to its
-    loader, its model copier and the progress measures."""
+def test_classify_and_the_report_pass_the_device_on(tiny_run, clock, monkeypatch, tmp_path):
+    """On one CPU every device is the CPU, so check the plumbing with "cpu:0", a device that computes on
+    the CPU but is not the default's torch.device("cpu"): what classify and the report hand to the
+    loader, the model copier and the progress measures."""
+    import interp.formats
     from interp import report
 
     seen = []
-    for owner, name in ((report, "load"), (report, "to_device"), (progress, "run_progress")):
+    for owner, name in ((interp.formats, "load"), (report, "load"), (report, "to_device"), (progress, "run_progress")):
         real = getattr(owner, name)
         monkeypatch.setattr(owner, name, lambda *a, _real=real, _name=name, **kw: (
             seen.append((_name, kw.get("device", a[-1] if _name == "to_device" else None))), _real(*a, **kw))[1])
-    report.write_report(tiny_run, tmp_path / "r.html", device="cpu")
-    report.write_report(clock, tmp_path / "m.html", device="cpu")
-    assert seen == [("load", torch.device("cpu")), ("run_progress", torch.device("cpu")), ("to_device", torch.device("cpu"))]
+    cpu0 = torch.device("cpu", 0)
+    path = FIXTURES / "clock.safetensors"
+    assert classify(path, device="cpu:0").to_dict() == classify(path).to_dict()
+    assert seen == [("load", cpu0), ("load", torch.device("cpu"))]  # the second: the default
+    seen.clear()
+    report.write_report(tiny_run, tmp_path / "r.html", device="cpu:0")
+    report.write_report(clock, tmp_path / "m.html", device="cpu:0")
+    assert seen == [("load", cpu0), ("run_progress", cpu0), ("to_device", cpu0)]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
@@ -229,7 +236,7 @@ def test_cli_classify_on_the_cpu_prints_the_default_verdict(clock, capsys):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_analyses_on_cuda_match_the_cpu(clock, tiny_run):
+def test_analyses_on_cuda_match_the_cpu(clock, tiny_run, monkeypatch):
     """On a GPU: every analysis runs there and agrees with the CPU within float32 rounding."""
     c_cpu, c_gpu = classify(clock), classify(clock, device="cuda")
     assert c_gpu.label == c_cpu.label and c_gpu.key_frequencies == c_cpu.key_frequencies
@@ -239,7 +246,12 @@ def test_analyses_on_cuda_match_the_cpu(clock, tiny_run):
     assert gpu.W_E.device.type == "cuda"
     neu = probes.neurons(gpu)
     assert neu.maps.device.type == "cuda" and neu.cluster_sizes == probes.neurons(clock).cluster_sizes
-    p_cpu, p_gpu = progress.run_progress(tiny_run), progress.run_progress(tiny_run, device="cuda")
+    p_cpu = progress.run_progress(tiny_run)
+    where, real = [], progress.stacked_measures
+    monkeypatch.setattr(progress, "stacked_measures", lambda cfg, params, *a: (
+        where.append(params["embed.W_E"].device.type), real(cfg, params, *a))[1])
+    p_gpu = progress.run_progress(tiny_run, device="cuda")
+    assert where and set(where) == {"cuda"}  # the snapshots were measured on the GPU
     assert p_gpu.test_loss.device.type == "cpu" and p_gpu.key_freqs == p_cpu.key_freqs
     assert torch.allclose(p_gpu.restricted_loss, p_cpu.restricted_loss, rtol=1e-3)
     html = interp.report.render(tiny_run, device="cuda").html
