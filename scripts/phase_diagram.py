@@ -80,7 +80,8 @@ class Item:
 VARIANT_32 = dict(lr=3e-3, steps=1500)
 PLAN = ([Item(32, 0), Item(64, 0), Item(128, 0), Item(32, 0, **VARIANT_32), Item(256, 0, (0.6, 0.8, 1.0)), Item(64, 1),
          Item(32, 1, **VARIANT_32), Item(128, 1), Item(64, 2), Item(32, 2, **VARIANT_32), Item(128, 2),
-         Item(256, 1, (0.6, 0.8, 1.0)), Item(256, 0, (0.0, 0.2, 0.4)), Item(32, 1), Item(32, 2)])
+         Item(256, 1, (0.6, 0.8, 1.0)), Item(256, 0, (0.0, 0.2, 0.4)), Item(32, 1), Item(32, 2),
+         Item(256, 1, (0.0, 0.2, 0.4)), Item(256, 2, (0.6, 0.8, 1.0)), Item(256, 2, (0.0, 0.2, 0.4))])
 
 
 # The paper's boundary per width, α where runs stop being pizza-like (REFERENCES §2): about 0.3-0.5 at
