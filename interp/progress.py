@@ -103,9 +103,11 @@ def stacked_logit_measures(logits: Tensor, freqs: list[int], train_idx: Tensor, 
     by_sum = lambda: logits[:, order].double().view(S, p, p, p)  # noqa: E731  [S, s, a, c]
     L = by_sum()
     f = fourier.sum_directions(p, freqs, dev)[:, :, 0]  # [n_keys, 2, s]: the unit maps at a = 0, b = s
-    coef = einsum("k t s, batch s c -> batch k t c", f, L.sum(2))  # projection of each output's (a, b)-map
+    # Sum over a as a product with ones: a strided sum over dim 2 is ~5x slower than the gemv.
+    by_s = (torch.ones(1, p, dtype=L.dtype, device=L.device) @ L)[:, :, 0]  # [S, s, c]: sum over a
+    coef = einsum("k t s, batch s c -> batch k t c", f, by_s)  # projection of each output's (a, b)-map
     P = einsum("k t s, batch k t c -> batch k s c", f, coef)  # [S, n_keys, s, c]
-    restricted = P.sum(1) + L.mean((1, 2))[:, None]  # [S, s, c]: one row per s (each stands for p pairs)
+    restricted = P.sum(1) + by_s.sum(1)[:, None] / (p * p)  # [S, s, c]: one row per s (each stands for p pairs)
     # projections taken away: none (the logits), each key alone, all keys together -> [S, J, s, c]
     P = torch.cat([torch.zeros_like(P[:, :1]), P, P.sum(1, keepdim=True)], 1)
     right = L.diagonal(dim1=1, dim2=3).transpose(1, 2)[..., None] - P.diagonal(dim1=2, dim2=3).transpose(1, 2)[:, :, None]

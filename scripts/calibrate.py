@@ -367,7 +367,7 @@ recipe itself was ~10× more CPU than this shared 2-core machine could give 40 r
 - lr 1e-2 stopped early (300 or 800 steps: a total decay of 6 or 16): past generalisation (test
   accuracy 1.0 by step ~100) but, at α ≥ 0.7, still on the way to a clock — the step-300 and step-800
   rows of the table "On the way there" below. The `fast` recipe's clean-circuit stop fires in that
-  window too, which is why `pizza-b --recipe fast` trains a fixed 500 steps.
+  window too, which is why `pizza-b --recipe fast` trains a fixed 1500 steps (docs/performance.md).
 
 Classified at step {step}; {n} runs. Every run was trained to step 300, then resumed to 800 and to
 2 000 (`interp train --resume RUN --steps N`): training is deterministic and a resumed run ends with

@@ -80,7 +80,8 @@ class Item:
 VARIANT_32 = dict(lr=3e-3, steps=1500)
 PLAN = ([Item(32, 0), Item(64, 0), Item(128, 0), Item(32, 0, **VARIANT_32), Item(256, 0, (0.6, 0.8, 1.0)), Item(64, 1),
          Item(32, 1, **VARIANT_32), Item(128, 1), Item(64, 2), Item(32, 2, **VARIANT_32), Item(128, 2),
-         Item(256, 1, (0.6, 0.8, 1.0)), Item(256, 0, (0.0, 0.2, 0.4)), Item(32, 1), Item(32, 2)])
+         Item(256, 1, (0.6, 0.8, 1.0)), Item(256, 0, (0.0, 0.2, 0.4)), Item(32, 1), Item(32, 2),
+         Item(256, 1, (0.0, 0.2, 0.4)), Item(256, 2, (0.6, 0.8, 1.0)), Item(256, 2, (0.0, 0.2, 0.4))])
 
 
 # The paper's boundary per width, α where runs stop being pizza-like (REFERENCES §2): about 0.3-0.5 at
@@ -122,14 +123,14 @@ circles' DI near 1), the same runs at step 800 are 75 % clocks with a median GS 
 0.544). The clean stop fires mid-transition (pizza-b preset notes), so it is off.
 
 **What ran** (all of PLAN): widths 32, 64 and 128 × 6 α × seeds 0-2 (width 32 also at lr 3e-3 × 1500 steps,
-because it does not generalise at lr 1e-2); width 256 × 6 α at seed 0 and α 0.6, 0.8, 1 at seed 1 (~5x width
-128's cost). 81 models. Not run: width 256 at seed 2, and at α ≤ 0.4 at seed 1.
+because it does not generalise at lr 1e-2) and width 256 (~5x width 128's cost), 90 models: every (width,
+α) cell has 3 seeds.
 """
 BOUNDARY_DEF = """
 **Boundary.** For each width, the smallest α from which on (that α and every larger one on the grid) the
 cell's median GS over its generalising runs is below 0.98, the paper's own pizza criterion: the paper draws
 its diagrams in GS, so this is the number that compares with theirs. "From which on" rather than "first":
-with 1-3 seeds a cell can be noisy, and one non-pizza cell below a pizza cell should not move the boundary.
+with 3 seeds a cell can be noisy, and one non-pizza cell below a pizza cell should not move the boundary.
 Beside it, the same rule on the labels: clock-like (clock or mixed, i.e. the model has a clock circle)
 more than half of the cell's runs. On a grid of step 0.2 the boundary lies between the last pizza-side α
 and that α: the table gives that interval. The paper's boundary is read off REFERENCES §2 (their phase
@@ -138,11 +139,11 @@ diagrams and run table): about 0.3-0.5 at widths 32-63 (64 sits at the band's ed
 256-511. "agrees" = the two intervals overlap (ours excludes its lower end, a pizza-side α).
 """
 COMPARISON = """
-What the committed run says (the tables above; 1-3 runs per cell, so a cell is a few samples, not a
+What the committed run says (the tables above; 3 runs per cell, fewer generalising at width 32: a few samples, not a
 distribution; these sentences were written from the committed run, the tables are regenerated):
 
 - **Agrees: the trend.** The GS boundary moves to larger α as the width grows, as in the paper: 0.2-0.4 at
-  width 32 (at lr 3e-3, below), 0.4-0.6 at 64, 0.6-0.8 at 128, 0.6-0.8 at 256 (two seeds, see below). Small α is
+  width 32 (at lr 3e-3, below), 0.4-0.6 at 64, 0.6-0.8 at 128, 0.8-1 at 256 (three seeds, see below). Small α is
   pizza at every width where it generalises (median GS ≥ 0.99 at α ≤ 0.2 in every such cell); α 1 is
   clock-like at widths 32-128 (median GS 0.53, 0.29, 0.19; largest-wrong DI medians 0.80-0.91).
 - **Agrees: widths 32 and 64** overlap the paper's band (0.3-0.5).
@@ -150,11 +151,12 @@ distribution; these sentences were written from the committed run, the tables ar
   above the cut 0.98; 2 of 3 runs labelled pizza). The authors' table has 79 % of runs pizza-like in
   [0.4, 0.6) and 6 % in [0.6, 0.8); α 0.6 sits on the edge of both bins, and one more seed could move our
   boundary to 0.4-0.6, inside the paper's.
-- **Width 256, two seeds, splits.** Seed 0 stays a pizza up to α 1 (GS 0.992; 0.987, 0.990, 0.990, 0.992
-  at steps 200-800, `interp.classify` on `OUT/w256_s0_a0.6-0.8-1/runs/attn_rate=1.0/checkpoints/
-  step_000N00.safetensors`); seed 1 leaves it at α 0.8 (GS 0.863) and α 1 (0.730). The median over the two
-  puts the boundary at 0.6-0.8, touching the paper's 0.8-1.0; with two seeds that split, this is weak
-  evidence either way. The fast recipe's lr 1e-2 at width 256 is the first suspect for seed 0 (below).
+- **Agrees: width 256** (three seeds, 0.8-1 by median GS and by labels). It is the width where the boundary is
+  late: every run up to α 0.6 is pizza-like (GS ≥ 0.994), at α 0.8 two of three (seed 1 leaves, GS 0.863,
+  mixed), and even at α 1 seed 0 stays a pizza (GS 0.992; 0.987, 0.990, 0.990, 0.992 at steps 200-800,
+  `interp.classify` on `OUT/w256_s0_a0.6-0.8-1/runs/attn_rate=1.0/checkpoints/step_000N00.safetensors`) while
+  seeds 1 and 2 are mixed (GS 0.730, 0.843). The paper's 0.8-1.0 band at 256-511 says the same: wide models
+  stay pizza-like up to large α. Two seeds was all the previous session had (0.6-0.8, touching the band).
 - **Width 32 barely trains with these fast recipes.** At the diagram's lr 1e-2, 5 of 6 runs stay below 99 %
   accuracy on all pairs at step 800 (train accuracy 0.79-0.98): lr 1e-2 with weight decay 2 shrinks the
   weights by 2 % per update, more than a width-32 model holds against. At lr 3e-3 × 1500 steps 9 of 18
@@ -169,16 +171,15 @@ Why ours can differ from theirs:
 1. **Training.** 800 steps at lr 1e-2 (1500 at 3e-3 for width 32) instead of 20 000 at 1e-3. At width 128
    docs/calibration.md measured what this does: at step 800, α 0.7 matches the authors' median GS (0.787
    vs 0.790) but α 0.5 is 62 % pizza against their 79 % in [0.4, 0.6): the short recipe does not shift the
-   whole distribution one way. Whether lr 1e-2 is what keeps width 256 a pizza at α 1 is not measured
+   whole distribution one way. Whether lr 1e-2 is what keeps width-256 seed 0 a pizza at α 1 is not measured
    here (the published recipe at width 256 would cost ~25x this sweep's updates).
-2. **Seeds.** 1-3 runs per cell against ~90 per α bin in the authors' table at width 128.
+2. **Seeds.** 3 runs per cell (fewer generalise at width 32) against ~90 per α bin in the authors' table at
+   width 128: width 256 costs ~5x width 128 per model-step (wall time above).
 3. **Filtering.** The paper's diagrams keep only runs with circularity ≥ 0.995 (about a third of their
    1-layer runs); we keep every run that generalises (accuracy ≥ 0.99 on all p² pairs); per-run
    circularity is in the CSV.
 4. **Resolution.** Our α grid has step 0.2, so a boundary is located to within 0.2; the paper's bands are
    read off its figures and are ranges too.
-5. **Width 256 at two seeds only** (seed 1 at α 0.6-1 only), for time: width 256 costs ~5x width 128 per
-   model-step (wall time above).
 """
 
 

@@ -26,22 +26,24 @@ import interp
 from interp import checkpoints as ck
 from interp import progress
 from interp.classifier import classify
+from interp.presets import parse_value
 from interp.stopping import MAX_WEIGHT_CHANGE, MIN_KEY_SHARE, STABLE_CHECKS, is_clean, key_share
 
 LOG = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "clean_stop_study.jsonl"
 
 
-def study(preset: str, seed: int, data_seed: int, steps: int, every: int, recipe: str = "fast") -> list[dict]:
+def study(preset: str, seed: int, data_seed: int, steps: int, every: int, recipe: str = "fast",
+          forward: str = "model", settings: dict | None = None) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         run = interp.train(preset, recipe, Path(tmp) / "run", progress=False, steps=steps, seed=seed,
-                           data_seed=data_seed, stop_at_test_acc=None, stop_when_clean=False,
-                           checkpoint_every=every, log_every=every)
+                           data_seed=data_seed, stop_at_test_acc=None, stop_when_clean=False, forward=forward,
+                           checkpoint_every=every, log_every=every, **(settings or {}))
         hist = {r["step"]: r for r in run.history}
         for step, path in ck.list_snapshots(Path(tmp) / "run"):
             model = interp.load(path)
             keys = interp.key_frequencies(model)
-            row = {"preset": preset, "recipe": recipe, "seed": seed, "data_seed": data_seed, "step": step,
+            row = {"preset": preset, "recipe": recipe, "forward": forward, "settings": settings or {}, "seed": seed, "data_seed": data_seed, "step": step,
                    "test_acc": hist.get(step, {}).get("test_acc"), "keys": keys,
                    "key_share": key_share(model.W_E[: model.cfg.p], keys)}
             if keys:
@@ -49,7 +51,8 @@ def study(preset: str, seed: int, data_seed: int, steps: int, every: int, recipe
                 row.update(restricted_loss=m.restricted_loss, excluded_loss=m.excluded_loss,
                            sum_sq_weights=m.sum_sq_weights, train_loss=m.train_loss)
                 c = classify(model)
-                row.update(label=c.label, gs=c.gradient_symmetricity, di=c.distance_irrelevance)
+                row.update(label=c.label, confidence=c.confidence, gs=c.gradient_symmetricity,
+                           di=c.distance_irrelevance)
             rows.append(row)
     return rows
 
@@ -71,6 +74,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="nanda")
     ap.add_argument("--recipe", default="fast")
+    ap.add_argument("--forward", default="model", help="training forward: model | tables")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=V", help="a TrainConfig override, e.g. lr=5e-3")
     ap.add_argument("--seeds", default="999:598", help="comma list of MODEL_SEED:DATA_SEED")
     ap.add_argument("--steps", type=int, default=800)
     ap.add_argument("--every", type=int, default=10, help="snapshot cadence (with --replay: check cadence)")
@@ -84,7 +89,8 @@ def main(argv=None) -> int:
         runs: dict[tuple, list[dict]] = {}
         for line in LOG.read_text().splitlines():
             r = json.loads(line)
-            runs.setdefault((r["preset"], r["recipe"], r["seed"], r["data_seed"]), []).append(r)
+            runs.setdefault((r["preset"], r["recipe"], r.get("forward", "model"), json.dumps(r.get("settings", {})), r["seed"],
+                             r["data_seed"]), []).append(r)
         for key, rows in runs.items():
             every = max(args.every, rows[1]["step"] - rows[0]["step"])
             hit = replay(rows, every, min_key_share=args.share, max_weight_change=args.fall, stable_checks=args.checks)
@@ -105,7 +111,8 @@ def main(argv=None) -> int:
     LOG.parent.mkdir(parents=True, exist_ok=True)
     for pair in args.seeds.split(","):
         seed, data_seed = map(int, pair.split(":"))
-        rows = study(args.preset, seed, data_seed, args.steps, args.every, args.recipe)
+        settings = {k: parse_value(k, v) for k, v in (kv.split("=", 1) for kv in args.set)}
+        rows = study(args.preset, seed, data_seed, args.steps, args.every, args.recipe, args.forward, settings)
         with LOG.open("a") as f:
             f.writelines(json.dumps(r) + "\n" for r in rows)
         print(f"{args.preset} {seed}:{data_seed}: {len(rows)} snapshots logged", file=sys.stderr)
