@@ -57,8 +57,8 @@ def batch_size(cfg: ModelConfig, budget: int | None = None) -> int:
     return max(1, (budget or BATCH_BUDGET) // (cfg.p * cfg.p * (cfg.d_mlp + cfg.d_vocab_out)))
 
 
-def _rates(cfg: ModelConfig, attn_rate, S: int) -> Tensor:
-    rate = torch.as_tensor(cfg.attn_rate if attn_rate is None else attn_rate, dtype=torch.float32)
+def _rates(cfg: ModelConfig, attn_rate, S: int, device: torch.device | None = None) -> Tensor:
+    rate = torch.as_tensor(cfg.attn_rate if attn_rate is None else attn_rate, dtype=torch.float32, device=device)
     return rate.expand(S) if rate.dim() == 0 else rate
 
 
@@ -113,10 +113,11 @@ def all_logits(cfg: ModelConfig, params: dict[str, Tensor], attn_rate: Tensor | 
     """Last-position logits of every stacked model over all p^2 inputs: [S, p*p, d_vocab_out], row a*p + b.
 
     params: {name: [S, ...]} (`stack_states`), one ModelConfig for all; attn_rate: per-model attention
-    rates [S] (models of a sweep group differ in it), default cfg.attn_rate for all.
+    rates [S] (models of a sweep group differ in it), default cfg.attn_rate for all. Computed on the
+    params' device.
     """
-    S = params["embed.W_E"].shape[0]
-    rate = _rates(cfg, attn_rate, S)
+    S, dev = params["embed.W_E"].shape[0], params["embed.W_E"].device
+    rate = _rates(cfg, attn_rate, S, dev)
     if not supports_tables(cfg):
         return _vmapped_logits(cfg, params, rate)
     p, W = cfg.p, params
@@ -216,7 +217,8 @@ def _vmapped_logits(cfg: ModelConfig, params: dict[str, Tensor], rate: Tensor) -
     from interp.model import Transformer
 
     mixing = bool((rate != 1.0).any())  # the template decides the code path, as in sweeps
-    base = Transformer(cfg.replace(attn_rate=0.5 if mixing else 1.0), seed=None)
+    with torch.device(rate.device):  # its buffers (mask, attention rate) beside the params; its own weights unused
+        base = Transformer(cfg.replace(attn_rate=0.5 if mixing else 1.0), seed=None)
     S = rate.shape[0]
     buffers = {k: v.expand(S, *v.shape) for k, v in base.named_buffers()}
     buffers.update({k: rate for k in buffers if k.endswith("attn_rate")})
@@ -224,7 +226,7 @@ def _vmapped_logits(cfg: ModelConfig, params: dict[str, Tensor], rate: Tensor) -
     def one(w, buf, tokens):
         return functional_call(base, (w, buf), (tokens,), {"last_only": True})[:, -1]
 
-    tokens = all_tokens(cfg)
+    tokens = all_tokens(cfg, rate.device)
     return torch.cat([vmap(one, in_dims=(0, 0, None))(params, buffers, tokens[i : i + 4096])
                       for i in range(0, len(tokens), 4096)], dim=1)
 
@@ -237,7 +239,8 @@ def _shape_key(cfg: ModelConfig) -> ModelConfig:
 @torch.no_grad()
 def logit_tables(models: list) -> list[Tensor]:
     """`metrics.logit_table` of each model ([p_a, p_b, p_c]), in order, computed a stack at a time:
-    models are grouped by shape (attention rates may differ within a group)."""
+    models are grouped by shape (attention rates may differ within a group). A group computes on its
+    models' device (models of one shape must share one)."""
     groups: dict[ModelConfig, list[int]] = {}
     for i, m in enumerate(models):
         groups.setdefault(_shape_key(m.cfg), []).append(i)

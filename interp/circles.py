@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from interp import metrics as M
+from interp.device import device_of
 from interp.fourier import frequency_norms
 
 
@@ -31,7 +32,7 @@ def sum_difference_table(table: Tensor, variant: str = "correct") -> Tensor:
     p = M._check_table(table)
     if p % 2 == 0:
         raise M.MetricError(f"sum_difference_table needs an odd p (every (s, d) a pair), got p={p}")
-    r = torch.arange(p)
+    r = torch.arange(p, device=table.device)
     half = pow(2, -1, p)  # (s + d) / 2 mod p
     a = ((r[:, None] + r[None, :]) * half) % p  # [s, d]
     b = ((r[:, None] - r[None, :]) * half) % p
@@ -58,11 +59,11 @@ def embedding_pca(model_or_W_E, p: int | None = None) -> tuple[Tensor, Tensor, T
     return mean, Vh, S.square() / p
 
 
-def _frequency_rows(p: int, k: int) -> Tensor:
+def _frequency_rows(p: int, k: int, device: torch.device) -> Tensor:
     """[n, p]: the orthonormal Fourier basis rows (over tokens) of frequency k (cos, sin; cos alone at Nyquist)."""
     from interp.fourier import fourier_basis, freq_components
 
-    return fourier_basis(p, torch.float64)[freq_components(p, k)]
+    return fourier_basis(p, torch.float64, device)[freq_components(p, k)]
 
 
 @torch.no_grad()
@@ -87,7 +88,7 @@ def isolated_model(model, components: tuple[int, ...] | None = None, *, frequenc
     out = copy.deepcopy(model)
     if frequency is not None:
         try:
-            Fk = _frequency_rows(cfg.p, frequency)
+            Fk = _frequency_rows(cfg.p, frequency, device_of(model))
         except Exception as e:
             raise M.MetricError(str(e)) from None
         for start in (0, cfg.p) if diff_vocab else (0,):

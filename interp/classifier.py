@@ -187,7 +187,7 @@ def _circle_verdicts(model, keys: list[int]) -> list[CircleVerdict]:
 
 
 def classify_model(model) -> Classification:
-    """Classify a loaded model (see module doc)."""
+    """Classify a loaded model (see module doc), on the device its weights are on."""
     from interp.fourier import key_frequencies
 
     cfg = model.cfg
@@ -245,13 +245,19 @@ def explain(c: Classification) -> str:
     return f"{head} ({numbers}); {acc}."
 
 
-def classify(checkpoint_or_model, config=None) -> Classification:
+def classify(checkpoint_or_model, config=None, device=None) -> Classification:
     """Classify a model, or a checkpoint given by path (ours, a run directory, or a foreign file
-    with an optional `config`: JSON path, dict or ModelConfig)."""
+    with an optional `config`: JSON path, dict or ModelConfig).
+
+    `device` (cpu, cuda, mps; default the CPU, `interp.device.analysis_device`): where to compute; a
+    model elsewhere is copied there (the caller's model stays where it is)."""
+    from interp.device import analysis_device, to_device
+
+    dev = analysis_device(device)  # an unavailable device: one line, before anything is read
     if isinstance(checkpoint_or_model, (str, Path)):
         from interp.formats import load
 
-        model = load(checkpoint_or_model, config)
+        model = load(checkpoint_or_model, config, device=dev)
         result = classify_model(model)
         fmt = model.source_format
         result.source = f"{checkpoint_or_model}" + (f" ({fmt})" if fmt else "")
@@ -260,4 +266,4 @@ def classify(checkpoint_or_model, config=None) -> Classification:
         raise InterpError("config applies to checkpoint paths; a loaded model already has its config")
     if not hasattr(checkpoint_or_model, "cfg") or not hasattr(checkpoint_or_model, "last_logits"):
         raise InterpError(f"classify needs a checkpoint path or an interp model, got {type(checkpoint_or_model).__name__}")
-    return classify_model(checkpoint_or_model)
+    return classify_model(to_device(checkpoint_or_model, dev))

@@ -97,9 +97,11 @@ def _metavar(kind: str) -> str:
     return "B1:B2" if kind.startswith("tuple") else kind.replace(" | None", "|none").upper()
 
 
-def add_device(p) -> None:
+def add_device(p, analysis: bool = False) -> None:
+    default = ("default: cpu, where verdicts were calibrated" if analysis
+               else "default: the best available: cuda, then mps, then cpu")
     p.add_argument("--device", default=None, metavar="DEVICE",
-                   help="cpu, cuda (cuda:N) or mps (default: the best available: cuda, then mps, then cpu)")
+                   help=f"{'compute on ' if analysis else ''}cpu, cuda (cuda:N) or mps ({default})")
 
 
 def _given_settings(args) -> dict:
@@ -155,13 +157,14 @@ def add_classify(sub) -> None:
     )
     p.add_argument("path", type=Path, metavar="PATH", help="checkpoint file or run directory")
     p.add_argument("--config", type=Path, metavar="FILE", help="JSON config for a foreign checkpoint")
+    add_device(p, analysis=True)
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
 
 
 def run_classify(args) -> int:
     from interp.classifier import circle_lines, classify
 
-    result = classify(args.path, config=args.config)
+    result = classify(args.path, config=args.config, device=args.device)
     if args.json:
         print(result.to_json())
         return 0
@@ -202,15 +205,16 @@ def add_report(sub) -> None:
                    help="HTML file to write (default: PATH/report.html for a directory, STEM.report.html beside a file)")
     p.add_argument("--every", type=int, metavar="N",
                    help="progress measures on every N-th snapshot (default: at most 20 snapshots)")
+    add_device(p, analysis=True)
     p.add_argument("--json", action="store_true", help="print the report path and the classification as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _write_report(path: Path, out: Path | None, config, every: int | None, quiet: bool):
+def _write_report(path: Path, out: Path | None, config, every: int | None, quiet: bool, device=None):
     """(Report, path written) for `report` and `demo`."""
     from interp.report import default_output, render
 
-    rep = render(path, config, every=every, progress=not quiet)
+    rep = render(path, config, every=every, progress=not quiet, device=device)
     return rep, rep.write(out or default_output(path))
 
 
@@ -230,7 +234,7 @@ def _print_report(rep, written: Path) -> None:
 
 
 def run_report(args) -> int:
-    rep, written = _write_report(args.path, args.out, args.config, args.every, args.quiet)
+    rep, written = _write_report(args.path, args.out, args.config, args.every, args.quiet, args.device)
     if args.json:
         _print_json(dict(_report_summary(rep, written), classification=rep.classification.to_dict()))
     else:
@@ -372,7 +376,8 @@ def run_demo(args) -> int:
         f"train acc {f['train_acc']:.3f}, test acc {f['test_acc']:.3f}; run in {result.run_dir}")
     say(f"stopped: {result.stop_reason}")
     say("classifying and writing the report ...")
-    rep, written = _write_report(result.run_dir, None, None, None, args.quiet)
+    # the report's analyses on the device asked for, else the CPU (as `interp report`)
+    rep, written = _write_report(result.run_dir, None, None, None, args.quiet, args.device)
     if args.json:
         _print_json(dict(_report_summary(rep, written), run_dir=str(result.run_dir),
                          train=dict(f, step=result.step, stop_reason=result.stop_reason),

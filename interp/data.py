@@ -14,10 +14,10 @@ from torch import Tensor
 from interp.config import ModelConfig
 
 
-def all_pairs(p: int) -> Tensor:
-    """[p*p, 2] rows (a, b), row a*p + b."""
-    a = torch.arange(p).repeat_interleave(p)
-    b = torch.arange(p).repeat(p)
+def all_pairs(p: int, device: torch.device | str | None = None) -> Tensor:
+    """[p*p, 2] rows (a, b), row a*p + b, on `device` (None: torch's default device, as its factories)."""
+    a = torch.arange(p, device=device).repeat_interleave(p)
+    b = torch.arange(p, device=device).repeat(p)
     return torch.stack([a, b], dim=1)
 
 
@@ -29,9 +29,9 @@ def tokens_for(pairs: Tensor, cfg: ModelConfig) -> Tensor:
     return torch.stack(cols, dim=1)
 
 
-def all_tokens(cfg: ModelConfig) -> Tensor:
-    """[p*p, n_ctx] tokens of every pair, row a*p + b: the input of every probe."""
-    return tokens_for(all_pairs(cfg.p), cfg)
+def all_tokens(cfg: ModelConfig, device: torch.device | str | None = None) -> Tensor:
+    """[p*p, n_ctx] tokens of every pair, row a*p + b: the input of every probe, on `device` (as `all_pairs`)."""
+    return tokens_for(all_pairs(cfg.p, device), cfg)
 
 
 def labels_for(pairs: Tensor, p: int) -> Tensor:
@@ -40,7 +40,8 @@ def labels_for(pairs: Tensor, p: int) -> Tensor:
 
 def split(p: int, train_frac: float, seed: int) -> tuple[Tensor, Tensor]:
     """Seeded split of the p*p pair indices into (train, test); at least one pair in each."""
-    perm = torch.randperm(p * p, generator=torch.Generator().manual_seed(seed))
+    # on the CPU whatever the default device: the same split everywhere
+    perm = torch.randperm(p * p, generator=torch.Generator().manual_seed(seed), device="cpu")
     n_train = min(max(int(train_frac * p * p), 1), p * p - 1)
     return perm[:n_train], perm[n_train:]
 

@@ -34,3 +34,28 @@ def resolve_device(name: str | torch.device | None = None) -> torch.device:
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise ConfigError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s)")
     return dev
+
+
+def analysis_device(name: str | torch.device | None = None) -> torch.device:
+    """Where `classify`, `report` and `run_progress` compute: the device asked for (`resolve_device`, so
+    an unavailable one is the same ConfigError line as for training), else the CPU, wherever the model
+    is. Not "the best available" as for training: verdicts were calibrated on the CPU, marginal ones
+    flip with last-bit numerics, and a sweep's GPU-trained model must get the verdict that
+    `interp classify` later gives its saved checkpoint."""
+    return torch.device("cpu") if name is None else resolve_device(name)
+
+
+def device_of(model_or_tensor) -> torch.device:
+    """The device a model's weights (its W_E) or a tensor are on: where an analysis of it computes."""
+    return model_or_tensor.device if isinstance(model_or_tensor, torch.Tensor) else model_or_tensor.W_E.device
+
+
+def to_device(model, device: str | torch.device):
+    """`model` itself when it is on `device` already, else a copy moved there (the caller's model
+    stays where it is)."""
+    dev, here = resolve_device(device), device_of(model)
+    if here.type == dev.type and dev.index in (None, here.index):  # "cuda" is wherever CUDA holds it
+        return model
+    import copy
+
+    return copy.deepcopy(model).to(dev)

@@ -37,8 +37,9 @@ def n_freqs(p: int) -> int:
 
 @lru_cache(maxsize=32)
 def _basis64(p: int) -> Tensor:
-    x = torch.arange(p, dtype=torch.float64)
-    rows = [torch.ones(p, dtype=torch.float64)]
+    """Built on the CPU (whatever torch's default device) and cached there; `_basis_like` moves it."""
+    x = torch.arange(p, dtype=torch.float64, device="cpu")
+    rows = [torch.ones(p, dtype=torch.float64, device="cpu")]
     for k in range(1, p // 2 + 1):
         rows.append(torch.cos(2 * math.pi * k * x / p))
         if 2 * k < p:  # for even p, sin(pi x) = 0 at every integer x: no Nyquist sin row
@@ -47,9 +48,11 @@ def _basis64(p: int) -> Tensor:
     return F / F.norm(dim=1, keepdim=True)
 
 
-def fourier_basis(p: int, dtype: torch.dtype = torch.float32) -> Tensor:
-    """[p, p] orthonormal basis of functions on Z_p; row i is component `component_names(p)[i]`."""
-    return _basis64(_check_p(p)).to(dtype).clone()
+def fourier_basis(p: int, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> Tensor:
+    """[p, p] orthonormal basis of functions on Z_p; row i is component `component_names(p)[i]`.
+    On `device` (None: torch's default device, as its factories)."""
+    p = _check_p(p)
+    return torch.empty(p, p, dtype=dtype, device=device).copy_(_basis64(p))
 
 
 def _basis_like(p: int, x: Tensor) -> Tensor:
@@ -171,6 +174,7 @@ def key_frequencies(model_or_W_E, p: int | None = None, *, frac: float = 0.25, m
     if not 0 < frac <= 1 or min_gap < 1 or min_ratio < 1:
         raise FourierError(f"need 0 < frac <= 1, min_gap >= 1 and min_ratio >= 1, got {frac}, {min_gap}, {min_ratio}")
     s, order = frequency_norms(W.detach().to(torch.float64)).sort(descending=True)
+    s, order = s.cpu(), order.cpu()  # K numbers in one transfer, not a device sync per comparison below
     K = s.shape[0]
     max_keys = K // 2 if max_keys is None else max_keys
     best = 0
@@ -182,15 +186,16 @@ def key_frequencies(model_or_W_E, p: int | None = None, *, frac: float = 0.25, m
     return sorted(int(k) + 1 for k in order[:best]) if s[0] > 0 else []
 
 
-def sum_directions(p: int, freqs: list[int]) -> Tensor:
+def sum_directions(p: int, freqs: list[int], device: torch.device | str | None = None) -> Tensor:
     """[len(freqs), 2, p, p]: the unit (a, b)-maps of cos(w_k (a + b)) and sin(w_k (a + b)).
 
     In the 2-D basis these are ucos_k = (C_k x C_k - S_k x S_k)/sqrt 2 and
     usin_k = (S_k x C_k + C_k x S_k)/sqrt 2 (REFERENCES §1). For the Nyquist frequency of an
     even p, cos(pi (a + b)) = C x C is the only (unit) direction and the sin map is zero.
     """
-    F = _basis64(_check_p(p))
-    out = torch.zeros(len(freqs), 2, p, p, dtype=torch.float64)
+    p = _check_p(p)
+    out = torch.zeros(len(freqs), 2, p, p, dtype=torch.float64, device=device)
+    F = _basis64(p).to(out.device)
     for i, k in enumerate(freqs):
         comps = freq_components(p, k)
         C = F[comps[0]]
@@ -203,12 +208,12 @@ def sum_directions(p: int, freqs: list[int]) -> Tensor:
     return out
 
 
-def freq_masks_2d(p: int) -> Tensor:
+def freq_masks_2d(p: int, device: torch.device | str | None = None) -> Tensor:
     """[K, p, p] bool: mask k - 1 marks the 2-D components (i, j) in {0, 2k-1, 2k}^2 minus (0, 0),
     the terms a neuron map's variance at frequency k is made of (REFERENCES §1)."""
-    masks = torch.zeros(n_freqs(p), p, p, dtype=torch.bool)
+    masks = torch.zeros(n_freqs(p), p, p, dtype=torch.bool, device=device)
     for k in range(1, n_freqs(p) + 1):
-        idx = torch.tensor([0] + freq_components(p, k))
+        idx = torch.tensor([0] + freq_components(p, k), device=device)
         masks[k - 1, idx[:, None], idx[None, :]] = True
         masks[k - 1, 0, 0] = False
     return masks

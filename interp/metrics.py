@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from interp.data import all_tokens, tokens_for
+from interp.device import device_of
 from interp.errors import InterpError
 
 
@@ -30,9 +31,9 @@ class MetricError(InterpError, ValueError):
 
 @torch.no_grad()
 def logit_table(model) -> Tensor:
-    """[p_a, p_b, p_c]: logit of answer c for input (a, b), at the last position."""
+    """[p_a, p_b, p_c]: logit of answer c for input (a, b), at the last position (on the model's device)."""
     p = model.cfg.p
-    return model.last_logits(all_tokens(model.cfg)).reshape(p, p, p)
+    return model.last_logits(all_tokens(model.cfg, device_of(model))).reshape(p, p, p)
 
 
 def _check_table(table: Tensor) -> int:
@@ -44,8 +45,8 @@ def _check_table(table: Tensor) -> int:
 def accuracy(table: Tensor) -> float:
     """Fraction of all p^2 pairs whose top logit is (a + b) mod p."""
     p = _check_table(table)
-    a, b = torch.arange(p)[:, None], torch.arange(p)[None, :]
-    return (table.argmax(-1) == (a + b) % p).double().mean().item()
+    r = torch.arange(p, device=table.device)
+    return (table.argmax(-1) == (r[:, None] + r[None, :]) % p).double().mean().item()
 
 
 # ---- gradient symmetricity -------------------------------------------------------------------------
@@ -57,7 +58,9 @@ def gradient_symmetricity(model, n_triples: int = 100, seed: int = 0) -> float:
     batch: inputs do not interact, so d(sum of logits)/d(embedding of input i) = d(logit_i)/d(...).
     """
     cfg = model.cfg
-    abc = torch.randint(0, cfg.p, (n_triples, 3), generator=torch.Generator().manual_seed(seed))
+    # drawn on the CPU (the same triples on every device), then moved to the model
+    abc = torch.randint(0, cfg.p, (n_triples, 3), generator=torch.Generator().manual_seed(seed), device="cpu")
+    abc = abc.to(device_of(model))
     tokens = tokens_for(abc[:, :2], cfg)  # [n, n_ctx]
     leaf = {}
 
@@ -80,8 +83,9 @@ def _by_difference(values: Tensor) -> Tensor:
     paper's (s, d) table up to the order of s, which the std over s does not see.
     """
     p = values.shape[0]
-    b = torch.arange(p)[None, :]
-    a = (b + torch.arange(p)[:, None]) % p
+    r = torch.arange(p, device=values.device)
+    b = r[None, :]
+    a = (b + r[:, None]) % p
     return values[a, b.expand(p, p)]
 
 
@@ -94,8 +98,8 @@ def distance_irrelevance(table: Tensor, variant: str = "correct") -> float:
     A table whose M is constant gets 1.0 (nothing depends on a - b) rather than 0/0.
     """
     p = _check_table(table)
-    a, b = torch.arange(p)[:, None], torch.arange(p)[None, :]
-    answer = ((a + b) % p)[..., None]  # [p, p, 1]
+    r = torch.arange(p, device=table.device)
+    answer = ((r[:, None] + r[None, :]) % p)[..., None]  # [p, p, 1]
     t = table.double()
     if variant == "correct":
         values = t.gather(-1, answer)[..., 0]
@@ -130,7 +134,7 @@ def circularity(model_or_W_E, p: int | None = None, n_components: int = 4) -> fl
     if n == 0:
         raise MetricError("circularity: the token embeddings are constant (no principal components)")
     v = U[:, :n]  # [t, n] unit-norm scores of the top components
-    t, k = torch.arange(p), torch.arange(1, p)
+    t, k = torch.arange(p, device=X.device), torch.arange(1, p, device=X.device)
     permuted = v[(t[None, :] * k[:, None]) % p]  # [k, t, n]: v[t k mod p]
     phase = torch.exp(2j * math.pi * t.double() / p)  # [t], complex128
     power = (2 / p) * torch.einsum("ktn,t->kn", permuted.to(phase.dtype), phase).abs().square()
@@ -141,14 +145,14 @@ def circularity(model_or_W_E, p: int | None = None, n_components: int = 4) -> fl
 TEMPLATES = ("clock", "pizza", "pizza_exact")
 
 
-def templates(p: int, k: int) -> dict[str, Tensor]:
+def templates(p: int, k: int, device: torch.device | str | None = None) -> dict[str, Tensor]:
     """The three logit templates of frequency k as [p_a, p_b, p_c] tables, w = 2 pi k / p:
     clock cos(w(a+b-c)); pizza |cos(w(a-b)/2)| cos(w(a+b-c)); and the exact pizza form
     |cos(wa - wc/2) + cos(wb - wc/2)| - |sin(wa - wc/2) + sin(wb - wc/2)|.
 
     Written out literally; `template_fits` uses the factored form of `_factored`."""
     w = 2 * math.pi * k / p
-    r = torch.arange(p, dtype=torch.float64)
+    r = torch.arange(p, dtype=torch.float64, device=device)
     a, b, c = r[:, None, None], r[None, :, None], r[None, None, :]
     clock = torch.cos(w * (a + b - c))
     xa, xb = w * a - w * c / 2, w * b - w * c / 2
@@ -159,18 +163,18 @@ def templates(p: int, k: int) -> dict[str, Tensor]:
     }
 
 
-def _factored(p: int, k: int, name: str) -> tuple[Tensor, Tensor]:
+def _factored(p: int, k: int, name: str, device: torch.device) -> tuple[Tensor, Tensor]:
     """Template `name` of frequency k as A[a, b] * H[(a + b - c) mod p]: (A [p, p], H [p]).
 
     All three factor so: with theta = w(a+b-c), cos x + cos y = 2 cos((x+y)/2) cos((x-y)/2) (and
     likewise for sin) turn the exact pizza form into 2 |cos(w(a-b)/2)| (|cos(theta/2)| - |sin(theta/2)|);
     |cos|, |sin| of theta/2 = pi k (a+b-c) / p do not change when a+b-c moves by a multiple of p.
     """
-    r = torch.arange(p, dtype=torch.float64)
+    r = torch.arange(p, dtype=torch.float64, device=device)
     w = 2 * math.pi * k / p
     spread = torch.cos(w * (r[:, None] - r[None, :]) / 2).abs()  # |cos(w(a-b)/2)| [p, p]
     if name == "clock":
-        return torch.ones(p, p, dtype=torch.float64), torch.cos(w * r)
+        return torch.ones(p, p, dtype=torch.float64, device=device), torch.cos(w * r)
     if name == "pizza":
         return spread, torch.cos(w * r)
     return 2 * spread, torch.cos(w * r / 2).abs() - torch.sin(w * r / 2).abs()
@@ -188,7 +192,7 @@ def _by_sum_distance(z: Tensor) -> Tensor:
     """z [p_a, p_b, p_c] -> [p_a * p_b, p_u] with u = (a + b - c) mod p, so a template A[a,b] H[u]
     meets the logits through one matrix product over u."""
     p = z.shape[0]
-    r = torch.arange(p)
+    r = torch.arange(p, device=z.device)
     s = (r[:, None] + r[None, :]) % p
     return z.gather(-1, (s[..., None] - r) % p).reshape(p * p, p)
 
@@ -198,7 +202,9 @@ def _joint_fve(zu: Tensor, zz: Tensor, A: Tensor, H: Tensor) -> float:
     H = H - H.mean(-1, keepdim=True)  # = centring each template over c
     inner = (A.flatten(1) * (zu @ H.T).T).sum(1)  # [K]: <template_k, z>
     gram = (A.flatten(1) @ A.flatten(1).T) * (H @ H.T)  # <template_k, template_j>
-    beta = torch.linalg.lstsq(gram, inner[:, None]).solution[:, 0]
+    # not lstsq: its default CPU driver (gelsy, MKL) returned other last bits for bit-equal inputs
+    # from call to call (tests/test_devices.py); the pseudo-inverse of the symmetric Gram matrix does not
+    beta = torch.linalg.pinv(gram, hermitian=True) @ inner
     return (inner @ beta / zz).item()
 
 
@@ -242,13 +248,14 @@ def template_fits(table: Tensor, key_frequencies: list[int]) -> TemplateFits:
     if not freqs or zz == 0:
         return TemplateFits(freqs, 0.0, 0.0, 0.0, [])
     zu = _by_sum_distance(z)  # [a*b, u]
-    factors = {name: [torch.stack(f) for f in zip(*(_factored(p, k, name) for k in freqs))] for name in TEMPLATES}
+    factors = {name: [torch.stack(f) for f in zip(*(_factored(p, k, name, z.device) for k in freqs))]
+               for name in TEMPLATES}
     fits = {name: _joint_fve(zu, zz, A, H) for name, (A, H) in factors.items()}
     # In-band, per frequency. Clock and pizza share H = cos(w u); the band's energy is
     # (2/p) sum_ab |sum_u z e^{i w u}|^2 (rolling c by a + b does not change it).
     (A_clock, cos_wu), A_pizza = factors["clock"], factors["pizza"][0]
-    u = torch.arange(p, dtype=torch.float64)
-    sin_wu = torch.sin(2 * math.pi * torch.tensor(freqs, dtype=torch.float64)[:, None] * u / p)
+    u = torch.arange(p, dtype=torch.float64, device=z.device)
+    sin_wu = torch.sin(2 * math.pi * torch.tensor(freqs, dtype=torch.float64, device=z.device)[:, None] * u / p)
     zc, zs = (zu @ cos_wu.T).T, (zu @ sin_wu.T).T  # [K, a*b]
     band = (2 / p) * (zc.square() + zs.square()).sum(1)  # [K]
     per_freq = []

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from interp import fourier
 from interp.data import all_tokens
+from interp.device import device_of
 from interp.display import HTMLRepr
 from interp.errors import InterpError
 
@@ -45,7 +46,8 @@ def _check_freqs(p: int, freqs) -> list[int]:
 @torch.no_grad()
 def run_all_inputs(model, hooks: list[str]) -> tuple[Tensor, dict[str, Tensor]]:
     """One forward pass over all p^2 inputs caching only `hooks`: (last logits [p*p, p], {hook: act})."""
-    logits, cache = model.run_with_cache(all_tokens(model.cfg), names_filter=lambda name: name in hooks)
+    tokens = all_tokens(model.cfg, device_of(model))
+    logits, cache = model.run_with_cache(tokens, names_filter=lambda name: name in hooks)
     return logits[:, -1], {name: cache[name] for name in hooks}
 
 
@@ -74,7 +76,7 @@ def embedding(model, freqs: list[int] | None = None, **key_kw) -> EmbeddingProbe
     W = model.W_E[:p].detach().double()
     coef = fourier.fft1d(W, dim=0)  # [p, d_model]
     keys = fourier.key_frequencies(W, **key_kw) if freqs is None else _check_freqs(p, freqs)
-    circles = torch.zeros(len(keys), p, 2, dtype=torch.float64)
+    circles = torch.zeros(len(keys), p, 2, dtype=torch.float64, device=W.device)
     for i, k in enumerate(keys):
         for j, comp in enumerate(fourier.freq_components(p, k)):  # Nyquist: the sin axis stays 0
             direction = coef[comp] / coef[comp].norm().clamp_min(1e-30)
@@ -112,7 +114,7 @@ def neuron_fve(maps: Tensor) -> Tensor:
     centred = maps - maps.mean(dim=(-2, -1), keepdim=True)
     power = fourier.fft2d(centred).square()
     total = power.sum(dim=(-2, -1))
-    masks = fourier.freq_masks_2d(maps.shape[-1]).to(power.dtype)
+    masks = fourier.freq_masks_2d(maps.shape[-1], power.device).to(power.dtype)
     per_freq = einsum("... i j, freq i j -> ... freq", power, masks)
     return torch.where(total[..., None] > 0, per_freq / total.clamp_min(1e-300)[..., None], 0.0)
 
@@ -161,11 +163,11 @@ def neurons(model, layer: int = 0, threshold: float = 0.85) -> NeuronProbe:
 
 
 # ---- logits ----------------------------------------------------------------------------------
-def clock_templates(p: int, freqs: list[int]) -> Tensor:
+def clock_templates(p: int, freqs: list[int], device: torch.device | str | None = None) -> Tensor:
     """[n_freqs, p_a, p_b, p_c]: cos(w_k (a + b - c)), w_k = 2 pi k / p."""
-    r = torch.arange(p, dtype=torch.float64)
+    r = torch.arange(p, dtype=torch.float64, device=device)
     s = r[:, None, None] + r[None, :, None] - r[None, None, :]
-    w = 2 * torch.pi * torch.tensor(freqs, dtype=torch.float64) / p
+    w = 2 * torch.pi * torch.tensor(freqs, dtype=torch.float64, device=device) / p
     return torch.cos(w[:, None, None, None] * s)
 
 
@@ -180,7 +182,7 @@ def clock_fit(logits: Tensor, freqs: list[int]) -> tuple[Tensor, Tensor]:
     p = logits.shape[-1]
     L = logits.double()
     L = L - L.mean(dim=-1, keepdim=True)
-    T = clock_templates(p, freqs)
+    T = clock_templates(p, freqs, L.device)
     dot = einsum("k a b c, a b c -> k", T, L)
     tt = T.square().sum(dim=(1, 2, 3))
     total = L.square().sum().clamp_min(1e-300)

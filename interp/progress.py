@@ -31,6 +31,7 @@ from interp import checkpoints as ck
 from interp import fourier
 from interp.config import ModelConfig, TrainConfig
 from interp.data import all_pairs, labels_for, split
+from interp.device import analysis_device
 from interp.errors import InterpError
 
 MEASURES = ("train_loss", "test_loss", "train_acc", "test_acc", "restricted_loss", "excluded_loss",
@@ -49,7 +50,7 @@ def gini(x: Tensor) -> Tensor:
     """
     c = x.double().sort(dim=-1).values
     n = c.shape[-1]
-    i = torch.arange(1, n + 1, dtype=torch.float64)
+    i = torch.arange(1, n + 1, dtype=torch.float64, device=c.device)
     l1 = c.sum(-1, keepdim=True)
     g = 1 - 2 * ((c / l1.clamp_min(1e-300)) * (n - i + 0.5) / n).sum(-1)
     return torch.where(l1.squeeze(-1) > 0, g, 0.0)
@@ -65,23 +66,25 @@ def _xent(logits: Tensor, labels: Tensor) -> Tensor:
 class LogitMeasures:
     restricted_loss: float
     excluded_loss: float
-    excluded_loss_per_freq: Tensor  # [n_keys]
+    excluded_loss_per_freq: Tensor  # [n_keys], on the CPU
     train_loss: float
     test_loss: float
     train_acc: float
     test_acc: float
 
 
-def _by_sum(p: int) -> Tensor:
+def _by_sum(p: int, device: torch.device) -> Tensor:
     """[p*p] pair indices in (s, a) order: entry s*p + a is the pair (a, b = s - a mod p), whose label is s."""
-    s, a = torch.arange(p)[:, None], torch.arange(p)[None, :]
+    r = torch.arange(p, device=device)
+    s, a = r[:, None], r[None, :]
     return (a * p + (s - a) % p).flatten()
 
 
 @torch.no_grad()
 def stacked_logit_measures(logits: Tensor, freqs: list[int], train_idx: Tensor, test_idx: Tensor) -> dict[str, Tensor]:
     """The logit measures of S models at once: logits [S, p*p, p] (rows a*p + b) -> {name: [S]}
-    (`excluded_loss_per_freq`: [S, n_keys]). train_idx / test_idx index the pairs a*p + b.
+    (`excluded_loss_per_freq`: [S, n_keys]), on the logits' device. train_idx / test_idx index the
+    pairs a*p + b (on any device).
 
     The key directions cos/sin(w_k(a + b)) depend on (a, b) only through s = a + b mod p, and so do
     the projections: each is a table P[s, c]. With the pairs grouped by s (whose label is s), every
@@ -95,10 +98,11 @@ def stacked_logit_measures(logits: Tensor, freqs: list[int], train_idx: Tensor, 
         raise ProgressError(f"logits must cover all p^2 = {p * p} inputs, got {n} rows")
     if not freqs:
         raise ProgressError("no key frequencies: restricted/excluded loss need at least one")
-    order = _by_sum(p)
+    dev = logits.device
+    train_idx, test_idx, order = train_idx.to(dev), test_idx.to(dev), _by_sum(p, dev)
     by_sum = lambda: logits[:, order].double().view(S, p, p, p)  # noqa: E731  [S, s, a, c]
     L = by_sum()
-    f = fourier.sum_directions(p, freqs)[:, :, 0]  # [n_keys, 2, s]: the unit maps at a = 0, b = s
+    f = fourier.sum_directions(p, freqs, dev)[:, :, 0]  # [n_keys, 2, s]: the unit maps at a = 0, b = s
     # Sum over a as a product with ones: a strided sum over dim 2 is ~5x slower than the gemv.
     by_s = (torch.ones(1, p, dtype=L.dtype, device=L.device) @ L)[:, :, 0]  # [S, s, c]: sum over a
     coef = einsum("k t s, batch s c -> batch k t c", f, by_s)  # projection of each output's (a, b)-map
@@ -116,12 +120,12 @@ def stacked_logit_measures(logits: Tensor, freqs: list[int], train_idx: Tensor, 
         L, (m, s, a, j) = by_sum(), lost.nonzero(as_tuple=True)  # underflow: logits spanning > ~700
         lse[lost] = (L[m, s, a] - P[m, j, s]).logsumexp(-1)
     nll = lse - right  # [S, s, a, J]
-    pairs = torch.zeros(2, p * p, dtype=torch.float64)
+    pairs = torch.zeros(2, p * p, dtype=torch.float64, device=dev)
     pairs[0, train_idx], pairs[1, test_idx] = 1 / len(train_idx), 1 / len(test_idx)
     mean = einsum("batch r j, split r -> batch split j", nll.flatten(1, 2), pairs[:, order])  # [S, train/test, J]
-    correct = (logits.argmax(-1) == labels_for(all_pairs(p), p)).double()  # [S, p*p]
+    correct = (logits.argmax(-1) == labels_for(all_pairs(p, dev), p)).double()  # [S, p*p]
     return dict(
-        restricted_loss=_xent(restricted, torch.arange(p)),
+        restricted_loss=_xent(restricted, torch.arange(p, device=dev)),
         excluded_loss=mean[:, 0, -1],
         excluded_loss_per_freq=mean[:, 0, 1:-1],
         train_loss=mean[:, 0, 0],
@@ -131,11 +135,16 @@ def stacked_logit_measures(logits: Tensor, freqs: list[int], train_idx: Tensor, 
     )
 
 
+def _first_model(m: dict[str, Tensor]) -> dict:
+    """Model 0's measures of a stack as Python floats (`excluded_loss_per_freq`: a CPU tensor [n_keys])."""
+    return {k: v[0].cpu() if k == "excluded_loss_per_freq" else v[0].item() for k, v in m.items()}
+
+
 def logit_measures(logits: Tensor, freqs: list[int], train_idx: Tensor, test_idx: Tensor) -> LogitMeasures:
     """Restricted / excluded / train / test loss of one model's logits [p_a, p_b, p_c] (or [p*p, p_c])."""
     p = logits.shape[-1]
     m = stacked_logit_measures(logits.reshape(1, -1, p), freqs, train_idx, test_idx)
-    return LogitMeasures(**{k: v[0] if k == "excluded_loss_per_freq" else v[0].item() for k, v in m.items()})
+    return LogitMeasures(**_first_model(m))
 
 
 def stacked_weight_measures(params: dict[str, Tensor], p: int) -> dict[str, Tensor]:
@@ -204,8 +213,7 @@ def measure(model, freqs: list[int] | None = None, train_frac: float | None = No
     if not freqs:
         raise ProgressError("the model has no clear key frequencies (see fourier.key_frequencies); pass freqs=")
     m = stacked_measures(cfg, batched.stack_states([model.state_dict()]), freqs, train_idx, test_idx)
-    return Measures(key_freqs=list(freqs), **{k: v[0] if k == "excluded_loss_per_freq" else v[0].item()
-                                              for k, v in m.items()})
+    return Measures(key_freqs=list(freqs), **_first_model(m))
 
 
 # ---- a whole run ---------------------------------------------------------------------------------
@@ -251,13 +259,15 @@ def _shapes(state: dict[str, Tensor]) -> dict[str, tuple]:
 @torch.no_grad()
 def run_progress(run_dir: str | Path, freqs: list[int] | None = None, every: int = 1,
                  train_frac: float | None = None, data_seed: int | None = None, progress: bool = False,
-                 **phase_kw) -> Progress:
+                 device: str | torch.device | None = None, **phase_kw) -> Progress:
     """Progress measures over every `every`-th snapshot of a run (the last one always included).
 
     Key frequencies default to those of the final snapshot's embedding. The train/test split is
     the run's own (snapshot train_config, else run.json) unless train_frac/data_seed are given.
-    Snapshots are measured `batched.batch_size` at a time, stacked (`stacked_measures`).
+    Snapshots are measured `batched.batch_size` at a time, stacked (`stacked_measures`), on `device`
+    (cpu, cuda, mps; default the CPU); the result's tensors are on the CPU.
     """
+    dev = analysis_device(device)
     run_dir = Path(run_dir)
     snaps = ck.list_snapshots(run_dir)
     if not snaps:
@@ -267,7 +277,8 @@ def run_progress(run_dir: str | Path, freqs: list[int] | None = None, every: int
     snaps = snaps[::every] if (len(snaps) - 1) % every == 0 else snaps[::every] + [snaps[-1]]
     last = ck.read_checkpoint(snaps[-1][1])
     cfg = last.model_config
-    model = ck.model_from_state(cfg, last.state_dict, str(snaps[-1][1]))  # checks names, shapes, values
+    with torch.device("cpu"):  # beside the snapshot's CPU tensors, whatever torch's default device
+        model = ck.model_from_state(cfg, last.state_dict, str(snaps[-1][1]))  # checks names, shapes, values
     if freqs is None:
         freqs = fourier.key_frequencies(model)
         if not freqs:
@@ -286,10 +297,11 @@ def run_progress(run_dir: str | Path, freqs: list[int] | None = None, every: int
                 if _shapes(c.state_dict) != shapes:
                     raise ProgressError(f"{path}: weights differ from the final snapshot's in names or shapes")
                 states.append(c.state_dict)
-            parts.append(stacked_measures(cfg, batched.stack_states(states), freqs, train_idx, test_idx))
+            params = {k: v.to(dev) for k, v in batched.stack_states(states).items()}
+            parts.append(stacked_measures(cfg, params, freqs, train_idx, test_idx))
             bar.update(len(states))
-    cols = {k: torch.cat([m[k] for m in parts]) for k in parts[0]}
-    out = Progress(steps=torch.tensor([s for s, _ in snaps]), key_freqs=list(freqs), **cols)
+    cols = {k: torch.cat([m[k] for m in parts]).cpu() for k in parts[0]}
+    out = Progress(steps=torch.tensor([s for s, _ in snaps], device="cpu"), key_freqs=list(freqs), **cols)
     out.phases = detect_phases(out, **phase_kw)
     return out
 

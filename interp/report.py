@@ -27,6 +27,7 @@ from interp.formats import load
 from interp.errors import InterpError
 
 from interp import classifier as C
+from interp.device import analysis_device, to_device
 
 # Zhong et al. 2023 (REFERENCES §2): Table 1's Model B (clock) and Model A (pizza), and the
 # circularity above which their phase diagrams count an embedding as clean circles.
@@ -236,9 +237,10 @@ class _Stages:
         self.bar.close()
 
 
-def _load(path_or_model, config):
+def _load(path_or_model, config, device):
+    """(model on the analysis device, its classification, a name for the page)."""
     if isinstance(path_or_model, (str, Path)):
-        model = load(path_or_model, config)
+        model = load(path_or_model, config, device=device)
         c = C.classify_model(model)
         fmt = model.source_format
         c.source = f"{path_or_model}" + (f" ({fmt})" if fmt else "")
@@ -248,7 +250,8 @@ def _load(path_or_model, config):
     if not hasattr(path_or_model, "cfg") or not hasattr(path_or_model, "last_logits"):
         raise ReportError("a report needs a checkpoint path, a run directory or an interp model, "
                           f"got {type(path_or_model).__name__}")
-    return path_or_model, C.classify_model(path_or_model), "model"
+    model = to_device(path_or_model, device)
+    return model, C.classify_model(model), "model"
 
 
 def _model_sections(page: _Page, model, c: C.Classification, notes: list[str]) -> None:
@@ -286,7 +289,8 @@ def _model_sections(page: _Page, model, c: C.Classification, notes: list[str]) -
     page.figure(plots.logit_spectrum(probes.logits(model, freqs=keys)))
 
 
-def _run_sections(page: _Page, run_dir: Path, c: C.Classification, every: int | None, notes: list[str], stage) -> None:
+def _run_sections(page: _Page, run_dir: Path, c: C.Classification, every: int | None, notes: list[str], stage,
+                  device) -> None:
     from interp.progress import run_progress
 
     stage("progress measures")
@@ -295,7 +299,7 @@ def _run_sections(page: _Page, run_dir: Path, c: C.Classification, every: int | 
     if len(snaps) >= 2:
         every = every or max(1, math.ceil((len(snaps) - 1) / (MAX_SNAPSHOTS - 1)))
         try:
-            prog = run_progress(run_dir, freqs=c.key_frequencies or None, every=every)
+            prog = run_progress(run_dir, freqs=c.key_frequencies or None, every=every, device=device)
         except InterpError as e:
             notes.append(f"progress measures: {e}")
     else:
@@ -316,20 +320,23 @@ def _run_sections(page: _Page, run_dir: Path, c: C.Classification, every: int | 
         page.figure(plots.progress_curves(prog))
 
 
-def render(path_or_model, config=None, *, every: int | None = None, progress: bool = False) -> Report:
+def render(path_or_model, config=None, *, every: int | None = None, progress: bool = False,
+           device=None) -> Report:
     """Build the report of a checkpoint file, a run directory or a loaded model.
 
     `config`: JSON config for a foreign checkpoint (as `interp.load`); `every`: use every n-th
-    snapshot for the progress measures (default: at most MAX_SNAPSHOTS); `progress`: a progress bar.
+    snapshot for the progress measures (default: at most MAX_SNAPSHOTS); `progress`: a progress bar;
+    `device` (cpu, cuda, mps): where the analyses compute (default the CPU; as `interp.classify`).
     """
     if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
         raise ReportError(f"every must be a positive integer, got {every!r}")
+    dev = analysis_device(device)  # an unavailable device: one line, before anything is read
     t0 = time.perf_counter()
     run_dir = Path(path_or_model) if _is_run_dir(path_or_model) else None
     stage = _Stages(5 if run_dir else 3, progress)  # classify, probes, [progress measures, training figures,] page
     try:
         stage("classify")
-        model, c, name = _load(path_or_model, config)
+        model, c, name = _load(path_or_model, config, dev)
         stage("probes")
         page, notes = _Page(), []
         page.section("Scores", "Whole-model scores (Zhong et al. 2023) beside the thresholds the classifier uses and "
@@ -338,7 +345,7 @@ def render(path_or_model, config=None, *, every: int | None = None, progress: bo
         page.add(_scores_table(c))
         _model_sections(page, model, c, notes)
         if run_dir is not None:
-            _run_sections(page, run_dir, c, every, notes, stage)
+            _run_sections(page, run_dir, c, every, notes, stage, dev)
         stage("page")
         if notes:
             page.section("Not shown")
@@ -359,11 +366,11 @@ def _html(name: str, parts: list[str]) -> str:
 
 
 def write_report(path_or_model, out: str | Path | None = None, config=None, *, every: int | None = None,
-                 progress: bool = False) -> Path:
+                 progress: bool = False, device=None) -> Path:
     """Write the report (see `render`) to `out`, by default <run_dir>/report.html for a run
     directory or <stem>.report.html beside a checkpoint file. Returns the path written."""
     if out is None:
         if not isinstance(path_or_model, (str, Path)):
             raise ReportError("out= is needed for a report of an in-memory model")
         out = default_output(path_or_model)
-    return render(path_or_model, config, every=every, progress=progress).write(out)
+    return render(path_or_model, config, every=every, progress=progress, device=device).write(out)

@@ -58,16 +58,20 @@ def sniff(path: Path) -> str:
     return f"an unknown binary format (starts with {head[:8]!r})"
 
 
-def load(path, config=None):
+def load(path, config=None, device=None):
     """A ready model (eval mode) from a checkpoint file or a directory (see module doc).
 
     `model.source_format` says what the file was recognised as; `model.checkpoint_info` holds our
     checkpoint's step, metrics and train config. Nothing from the file is run; any failure is one
-    CheckpointError naming the file.
+    CheckpointError naming the file. `device` (cpu, cuda, mps): where the model's weights go (an
+    unavailable one is a ConfigError line, before the file is read); default torch's default device, the CPU.
     """
-    path = Path(path)
+    from interp.device import resolve_device
+
+    path, dev = Path(path), None if device is None else resolve_device(device)
     try:
-        return _load(path, config)
+        model = _load(path, config)
+        return model if dev is None else model.to(dev)
     except (RecursionError, MemoryError, OverflowError) as e:  # e.g. deeply nested pickles, absurd sizes
         raise CheckpointError(f"{path}: cannot be loaded ({type(e).__name__} while reading it: nested or sized "
                               "beyond what a checkpoint holds)") from None
