@@ -40,6 +40,7 @@ from interp.data import Dataset, make_dataset
 from interp.device import resolve_device
 from interp.errors import CheckpointError, ConfigError, RunDirError
 from interp.model import Transformer
+from interp.optim import AdamW
 from interp.resources import check_memory
 from interp.safeio import MAX_HISTORY_BYTES, read_json_file
 from interp.stopping import clean_reason
@@ -87,11 +88,11 @@ class Grokfast:
             p.grad.add_(self.ema[name], alpha=self.lamb)
 
 
-def make_optimizer(params: dict[str, torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.AdamW:
-    return torch.optim.AdamW(list(params.values()), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=cfg.betas)
+def make_optimizer(params: dict[str, torch.nn.Parameter], cfg: TrainConfig) -> AdamW:
+    return AdamW(list(params.values()), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=cfg.betas)
 
 
-def apply_update(loss: torch.Tensor, params: dict[str, torch.nn.Parameter], optimizer: torch.optim.Optimizer,
+def apply_update(loss: torch.Tensor, params: dict[str, torch.nn.Parameter], optimizer: AdamW,
                  grokfast: Grokfast | None, cfg: TrainConfig, step: int) -> None:
     """Update number `step + 1` from the training loss: backward, Grokfast, clipping, warm-up lr, AdamW.
 
