@@ -21,6 +21,12 @@ frequencies of the final snapshot), all with the same numbers (max rel. differen
 - reading a snapshot (`checkpoints.read_checkpoint`): 1.0 ms, 0.25 s for all 250.
 - `--sample 10`, quiet machine (load ~1), 08:32-08:36 UTC, main a441bcf: 250 snapshots batched in
   6.4 s (26 ms per snapshot, 2.8x over one at a time).
+- 2026-11-29 13:05 UTC, load 1.7 (the benchmark's own 2 threads), main after the logit measures' sum over a
+  became a product with ones (1.49x on those measures, 1 thread): all 250 batched in 6.4 s (25 ms per
+  snapshot, 3.1x over one at a time); 12:47-12:50 UTC, 6.2-7.7 s over 7 timings. Target <= 5 s: not met.
+  Where it goes (cProfile, 2 threads): all_logits 4.3 of 7.3 s (its p^2 x d_mlp x p product with W_L 2.2 s,
+  the per-head sums 1.0 s), the logit measures 2.2 s, weight measures 0.3 s; 2 snapshots per stack is
+  the fastest (1: 9.0 / 7.1 s, 4: 7.8 / 8.0 s, 8: 8.6 s against 6.6 / 6.7 s).
 - where a snapshot's time goes (CPU, 1 thread, load ~9): logits 43 ms (the p^2 x d_mlp x p product
   with W_L near one core's peak, and the per-head combination), logit measures 17 ms (float64),
   weight measures 2 ms; all_logits with one block buffer and W_L padded to 16 columns: 41.7 -> 37.4

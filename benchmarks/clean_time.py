@@ -14,9 +14,12 @@ Measured 2026-11-29 08:32-08:36 UTC, quiet machine (load ~1), main a441bcf, `--r
 nanda fast 22.6 s median wall (300 steps; import 2.32 s, forward 7.36 s, backward + AdamW 10.42 s,
 evaluate + stop 0.25 s, snapshots 0.14 s, other 2.07 s); pizza-a fast 11.8 s (180 steps; import
 2.40, forward 2.36, backward 4.67, other 2.20); pizza-b fast 22.4 s (500 steps; forward 5.97,
-backward 11.28). "other" was mostly torch's meta kernels imported by the memory check (fixed: the
-model's mask is built without a meta-device op). After the table forward: see docs/performance.md
-(no quiet window on 2026-11-29 after 08:40; load 8-12).
+backward 11.28). "other" was then mostly torch's meta kernels imported by the memory check; the
+mask fix moved that import, it did not remove the time: at 12:52 UTC "other" was still 2.18 s (nanda),
+now spent importing torch._dynamo, which torch.optim's AdamW pulls in on its first step. With
+interp.optim.AdamW (no torch.optim), 13:02-13:06 UTC, load 0.4-1.8, `--repeats 5` / `3` / `1`: nanda
+21.9 s (300 steps; import 2.37, forward 7.51, backward + AdamW 10.61, other 0.97 s), pizza-a 9.8 s (180
+steps; other 0.91 s), pizza-b 56.4 s (its fixed 1500 steps).
 """
 
 from __future__ import annotations
