@@ -130,8 +130,10 @@ def all_logits(cfg: ModelConfig, params: dict[str, Tensor], attn_rate: Tensor | 
     R = torch.cat([W[m_ + "W_in"], W["unembed.W_U"]], -1)  # [S, d_model, d_mlp + d_vocab_out]
     W_O = W["blocks.0.attn.W_O"]  # [S, h, e, d_model]
 
+    W_OR = torch.einsum("shed,sdr->sher", W_O, R)  # first: p x fewer products than (V W_O) R per table
+
     def through(x: Tensor) -> Tensor:  # x [S, ..., d_model] -> its value via W_O and R, [S, ..., h, r]
-        return torch.einsum("s...he,shed,sdr->s...hr", _heads(W, x, "V"), W_O, R)
+        return torch.einsum("s...he,sher->s...hr", _heads(W, x, "V"), W_OR)
 
     t_a, t_b = through(x_a), through(x_b)  # [S, p, h, r]
     const = (W["blocks.0.attn.b_O"][:, None] @ R)[:, 0]  # [S, r]
