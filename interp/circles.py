@@ -2,6 +2,15 @@
 the token embedding, a model re-run with one pair of them kept ("circle isolation"), and the
 correct-logit table by (a + b, a - b) that distance irrelevance summarises.
 
+A circle's own contribution is measured against a baseline: the isolated model's logits minus
+those of the model with no circle at all (every token embedding cut to the mean, `baseline_model`).
+The baseline's logits depend on the answer c alone (every input looks the same to it): what the
+biases, the mean embedding and the positional embedding put at each c. Left in, that term is the
+same for every circle, so it sets the "output frequency" of every circle to the model's strongest
+frequency, and, being flat along a - b, pulls every circle's distance irrelevance towards 1 (the
+authors' Model B: circles 16, 17, 21 all "output at 13" with DI 0.99 before; with the baseline
+removed 16 outputs at 16, 21 at 21 and 17 at 21, its accompanying pizza).
+
     M = sum_difference_table(metrics.logit_table(model))   # [p_s, p_d]: a clock is flat along d
     for c in isolate_circles(model, n_pairs=3):             # PCs (1, 2), (3, 4), (5, 6)
         print(c.frequency, c.gradient_symmetricity, c.distance_irrelevance, c.pizza_fve, c.clock_fve)
@@ -106,6 +115,30 @@ def isolated_model(model, components: tuple[int, ...] | None = None, *, frequenc
     return out.eval()
 
 
+@torch.no_grad()
+def baseline_model(model):
+    """A copy of `model` whose token embeddings W_E[:p] (and a diff_vocab model's W_E[p:2p]) are all
+    their mean: no circle at all. Its logits depend on the answer c alone; `isolate_circles`
+    subtracts them from each isolated circle's logits. The `=` token, the positional embedding and
+    every other weight are unchanged."""
+    cfg = model.cfg
+    out = copy.deepcopy(model)
+    for start in (0, cfg.p) if getattr(cfg, "diff_vocab", False) else (0,):
+        X = model.W_E[start:start + cfg.p].detach().double()
+        out.embed.W_E[start:start + cfg.p] = X.mean(0).to(out.embed.W_E.dtype)
+    return out.eval()
+
+
+def correct_margin(table: Tensor) -> float:
+    """Mean over the p^2 pairs of (logit of the answer) - (mean logit over c): how much a logit table
+    [p_a, p_b, p_c] (a model's, or one circle's contribution) pushes the right answer up. Additive
+    over contributions, so circles' margins can be compared and summed."""
+    p = M._check_table(table)
+    r = torch.arange(p, device=table.device)
+    t = table.double()
+    return (t.gather(-1, ((r[:, None] + r[None, :]) % p)[..., None])[..., 0] - t.mean(-1)).mean().item()
+
+
 def output_spectrum(table: Tensor) -> Tensor:
     """[K]: share of the logits' variance over the answer c (centred per input) at each frequency
     k = 1..K of c, from a logit table [p_a, p_b, p_c]. Where a circle's output lives."""
@@ -129,32 +162,40 @@ class IsolatedCircle:
     frequency: int  # the circle's frequency (1-based); for components, the largest Fourier norm of `points`
     frequency_share: float  # share of the points' squared norm at that frequency: 1 = a clean circle
     accuracy: float  # of the re-run model, on all p^2 pairs
-    gradient_symmetricity: float
+    gradient_symmetricity: float  # of the re-run model
+    # The rest are measured on the circle's own contribution: the re-run model's logits minus the
+    # baseline's (`baseline_model`, no circle at all), see the module doc.
     distance_irrelevance: float  # correct-logit variant (Table 1 of the paper)
     distance_irrelevance_max_wrong: float  # largest-wrong-logit variant (their training script)
-    clock_fve: float  # template fits of the re-run logits at `frequency` (metrics.template_fits)
+    clock_fve: float  # template fits at `frequency` (metrics.template_fits)
     pizza_fve: float
-    output_frequency: int  # the frequency over the answer c holding most of the re-run logits
-    output_share: float  # share of the logits' variance over c at output_frequency
+    output_frequency: int  # the frequency over the answer c holding most of the contribution
+    output_share: float  # share of its variance over c at output_frequency
     frequency_output_share: float  # ... and at `frequency` itself
-    table: Tensor | None = None  # [p, p, p] the re-run model's logit table
+    margin: float = 0.0  # its push on the right answer (`correct_margin`)
+    margin_share: float = 0.0  # margin / the whole model's margin over the same baseline
+    table: Tensor | None = None  # [p, p, p] the circle's own contribution (re-run logits - baseline)
 
 
-def _measure(model, iso, pair, points: Tensor, variance_share: float, k: int | None) -> IsolatedCircle:
+def _measure(iso, pair, points: Tensor, variance_share: float, k: int | None, base: Tensor,
+             whole_margin: float) -> IsolatedCircle:
     norms = frequency_norms(points).square()  # [K]
     k = int(norms.argmax()) + 1 if k is None else k
-    table = M.logit_table(iso)
-    fits = M.template_fits(table, [k])
-    spectrum = output_spectrum(table)
+    rerun = M.logit_table(iso)
+    own = rerun - base  # the circle's own contribution
+    fits = M.template_fits(own, [k])
+    spectrum = output_spectrum(own)
     out_k = int(spectrum.argmax()) + 1
+    margin = correct_margin(own)
     return IsolatedCircle(
         components=pair, points=points, variance_share=variance_share, frequency=k,
         frequency_share=(norms[k - 1] / points.square().sum().clamp_min(1e-300)).item(),
-        accuracy=M.accuracy(table), gradient_symmetricity=M.gradient_symmetricity(iso),
-        distance_irrelevance=M.distance_irrelevance(table),
-        distance_irrelevance_max_wrong=M.distance_irrelevance(table, "max_wrong"), clock_fve=fits.clock,
+        accuracy=M.accuracy(rerun), gradient_symmetricity=M.gradient_symmetricity(iso),
+        distance_irrelevance=M.distance_irrelevance(own),
+        distance_irrelevance_max_wrong=M.distance_irrelevance(own, "max_wrong"), clock_fve=fits.clock,
         pizza_fve=fits.pizza, output_frequency=out_k, output_share=spectrum[out_k - 1].item(),
-        frequency_output_share=spectrum[k - 1].item(), table=table)
+        frequency_output_share=spectrum[k - 1].item(), margin=margin,
+        margin_share=margin / whole_margin if whole_margin > 0 else 0.0, table=own)
 
 
 def isolate_circles(model, n_pairs: int = 3, pairs: list[tuple[int, int]] | None = None, *,
@@ -164,8 +205,11 @@ def isolate_circles(model, n_pairs: int = 3, pairs: list[tuple[int, int]] | None
     By principal components (Zhong et al.): the pairs (0, 1), (2, 3), ... (the first `n_pairs`, or
     the given `pairs`). By frequency: `frequencies=[k, ...]` keeps the embedding's Fourier component
     of each k in turn (see `isolated_model`). A clock circle gives a low GS and a DI near 1 and its
-    logits follow the clock template; a pizza circle the reverse."""
+    logits follow the clock template; a pizza circle the reverse. Everything but accuracy and GS is
+    measured on the circle's own contribution (re-run logits minus `baseline_model`'s)."""
     p = model.cfg.p
+    base = M.logit_table(baseline_model(model))  # [p, p, p], constant over (a, b)
+    whole_margin = correct_margin(M.logit_table(model) - base)
     mean, V, var = embedding_pca(model)
     X = model.W_E[:p].detach().double() - mean
     total = X.square().sum().clamp_min(1e-300)
@@ -176,7 +220,7 @@ def isolate_circles(model, n_pairs: int = 3, pairs: list[tuple[int, int]] | None
             Xk = iso.W_E[:p].detach().double() - mean
             U, S, _ = torch.linalg.svd(Xk, full_matrices=False)
             points = U[:, :2] * S[:2]  # token coordinates on the circle's plane
-            out.append(_measure(model, iso, None, points, (Xk.square().sum() / total).item(), int(k)))
+            out.append(_measure(iso, None, points, (Xk.square().sum() / total).item(), int(k), base, whole_margin))
         return out
     if pairs is None:
         pairs = [(2 * i, 2 * i + 1) for i in range(min(n_pairs, V.shape[0] // 2))]
@@ -184,5 +228,5 @@ def isolate_circles(model, n_pairs: int = 3, pairs: list[tuple[int, int]] | None
         pair = (int(pair[0]), int(pair[1]))
         iso = isolated_model(model, pair)
         points = X @ V[list(pair)].T  # [p, 2]
-        out.append(_measure(model, iso, pair, points, (var[list(pair)].sum() / var.sum()).item(), None))
+        out.append(_measure(iso, pair, points, (var[list(pair)].sum() / var.sum()).item(), None, base, whole_margin))
     return out

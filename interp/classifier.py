@@ -2,17 +2,25 @@
 
 The paper's own evidence, circle by circle (Zhong et al. 2023, REFERENCES §2):
   1. each circle of the embedding (each key frequency k of W_E) is isolated by frequency
-     (`circles.isolated_model`), the model is re-run on all p^2 inputs, and the circle is labelled
-     - `accompanying`: its logits sit at another output frequency (e.g. a circle at 2k feeding k),
+     (`circles.isolated_model`), the model is re-run on all p^2 inputs, and the circle's own
+     contribution (re-run logits minus those of the model with no circle, `circles.baseline_model`)
+     is labelled
+     - `accompanying`: it sits at another output frequency (e.g. a circle at 2k feeding k),
      - `pizza`: the pizza template beats the clock template and DI is low,
      - `clock`: DI is near 1 (the correct logit ignores a - b) and the pizza template is not
        clearly ahead,
      - `unclear`: neither;
+     and weighed by its margin share: its push on the right answer over the whole model's
+     (`circles.correct_margin`; the circles' margins add up to the model's);
   2. the whole model's gradient symmetricity (GS) and distance irrelevance (DI) vote pizza
      (GS high), clock (GS low and DI high) or unclear.
-The verdict: `mixed` when the main (non-accompanying) circles include a clock and a pizza;
-`pizza` / `clock` when no vote says the other algorithm and the votes for it are a majority;
-otherwise `ambiguous`. A model below ACCURACY_MIN on all p^2 pairs is `non-generalizing`.
+The verdict: `mixed` when clock circles and pizza circles each carry at least MIXED_MIN_SHARE of
+the main (non-accompanying) circles' margin; `pizza` / `clock` when that algorithm's circles carry
+more than half of it, the other's less than MIXED_MIN_SHARE, and the whole-model vote is not the
+other; otherwise `ambiguous`. A model below ACCURACY_MIN on all p^2 pairs is `non-generalizing`.
+A minority circle of the other kind is reported, not hidden: the authors' Model B is a clock whose
+circles 13 and 16 are clocks carrying 89 % of the margin, beside a small pizza at 21 (11 %, with
+its accompanying circle 17).
 The whole-model logit templates are reported as numbers only: accompanying circles fill in the
 pizza template's dips, so fitted to a whole model they cannot tell a pizza from a clock.
 Thresholds and the runs that set them: docs/calibration.md (scripts/calibrate.py).
@@ -28,6 +36,7 @@ from interp import metrics as M
 from interp.display import HTMLRepr
 from interp.verdicts import CLI_DESCRIPTION, CONFIDENCE_HELP  # noqa: F401 - re-exported
 from interp.errors import InterpError
+from interp.reliability import reliability_note
 
 LABELS = ("clock", "pizza", "mixed", "ambiguous", "non-generalizing")
 CIRCLE_LABELS = ("clock", "pizza", "accompanying", "unclear")
@@ -36,6 +45,7 @@ def circle_lines(c: "Classification") -> list[str]:
     """One text line per analysed circle, for the CLI."""
     return [f"    circle k={k.frequency:<4d} {k.label:12s} DI {k.distance_irrelevance:.3f}  GS {k.gradient_symmetricity:.3f}  "
             f"pizza {k.pizza_fve:.3f}  clock {k.clock_fve:.3f}  alone acc {k.accuracy:.3f}"
+            + f"  margin {k.margin_share:+.2f}"
             + (f"  (output at {k.accompanies})" if k.accompanies else "") for k in c.circles]
 
 
@@ -55,9 +65,15 @@ GS_CLOCK, DI_CLOCK = 0.9, 0.5
 # 0.02-0.07, clocks 0.99-1.00; ours: docs/calibration.md.
 CIRCLE_FVE_MIN, CIRCLE_MARGIN = 0.5, 0.05
 CIRCLE_DI_PIZZA, CIRCLE_DI_CLOCK = 0.6, 0.8
-# A circle is `accompanying` when its re-run logits hold less than this share of their variance
+# A circle is `accompanying` when its own contribution holds less than this share of its variance
 # (over the answer c) at its own frequency and more at another.
 ACCOMPANYING_OWN_SHARE = 0.5
+# `mixed` needs clock circles and pizza circles each carrying at least this share of the main circles'
+# margin: neither algorithm pushes the right answer twice as hard as the other. Below it a circle of
+# the other kind is a minority that is reported but does not block the label (the authors' Model B,
+# which the paper calls a clock: a pizza at 21 with 11 % of the margin beside clocks 13 and 16).
+# Where the calibration runs sit: docs/calibration.md.
+MIXED_MIN_SHARE = 1 / 3
 
 
 @dataclass
@@ -77,6 +93,7 @@ class CircleVerdict:
     output_share: float  # their share of the variance at output_frequency
     frequency_output_share: float  # ... and at the circle's own frequency
     accompanies: int | None = None  # for an accompanying circle: the frequency its output feeds
+    margin_share: float = 0.0  # its push on the right answer / the whole model's (circles.correct_margin)
 
 
 @dataclass
@@ -114,7 +131,8 @@ class Classification(HTMLRepr):
     evidence: dict[str, str]  # "whole_model" and "circle k" -> clock / pizza / unclear (/ accompanying)
     model: dict  # p, d_model, attn_rate, ... of the model classified
     source: str | None = None  # the checkpoint path and format, when classified from a file
-    confidence_means: str = field(default="share of the evidence (circle votes + whole-model GS/DI vote) "
+    reliability: str = ""  # for clock / pizza: how often labels at this confidence were right in calibration
+    confidence_means: str = field(default="share of the evidence (circles weighted by margin share + whole-model GS/DI vote) "
                                           "that agrees with the label")
 
     def to_dict(self) -> dict:
@@ -152,23 +170,33 @@ def circle_label(c) -> tuple[str, int | None]:
     return "unclear", None
 
 
-def decide(acc: float, whole: str, circle_labels: list[str]) -> tuple[str, float]:
-    """(label, confidence) from the accuracy, the whole-model vote and the circles' labels.
+def algorithm_shares(circles: list[tuple[str, float]]) -> dict[str, float]:
+    """clock / pizza -> share of the main circles' (positive) margin carried by circles of that label,
+    from (label, margin_share) pairs; accompanying circles are left out (their output feeds another)."""
+    main = [(lab, max(w, 0.0)) for lab, w in circles if lab != "accompanying"]
+    total = sum(w for _, w in main)
+    return {alg: (sum(w for lab, w in main if lab == alg) / total if total > 0 else 0.0) for alg in ("clock", "pizza")}
 
-    Votes: one per main circle (accompanying circles excluded) and the whole-model vote.
-    mixed: the main circles include a clock and a pizza. pizza / clock: no vote for the other
-    algorithm and more than half of the votes for this one. Otherwise ambiguous."""
+
+def decide(acc: float, whole: str, circles: list[tuple[str, float]]) -> tuple[str, float]:
+    """(label, confidence) from the accuracy, the whole-model vote and the circles' (label,
+    margin_share) pairs (see the module doc).
+
+    Confidence: the mean of two shares of evidence for the label: the main circles' margin carried by
+    circles of that label, and the whole-model vote (1 when it agrees, else 0). With no main circles
+    the whole-model vote decides alone. For mixed: the share of the margin carried by clear clock or
+    pizza circles; for ambiguous: 1 minus the leading algorithm's evidence."""
     if acc < ACCURACY_MIN:
         return "non-generalizing", 1.0
-    main = [lab for lab in circle_labels if lab != "accompanying"]
-    votes = main + [whole]
-    share = {lab: votes.count(lab) / len(votes) for lab in ("clock", "pizza")}
-    if "clock" in main and "pizza" in main:
-        return "mixed", sum(lab in ("clock", "pizza") for lab in main) / len(main)
+    share = algorithm_shares(circles)
+    has_main = any(lab != "accompanying" for lab, _ in circles)
+    if has_main and min(share.values()) >= MIXED_MIN_SHARE:
+        return "mixed", share["clock"] + share["pizza"]
+    support = {alg: ((share[alg] + (whole == alg)) / 2 if has_main else float(whole == alg)) for alg in share}
     for lab, other in (("pizza", "clock"), ("clock", "pizza")):
-        if share[other] == 0 and share[lab] > 0.5:
-            return lab, share[lab]
-    return "ambiguous", 1 - max(share.values())
+        if (share[lab] > 0.5 or not has_main) and share[other] < MIXED_MIN_SHARE and whole != other and support[lab] > 0.5:
+            return lab, support[lab]
+    return "ambiguous", 1 - max(support.values())
 
 
 def _circle_verdicts(model, keys: list[int]) -> list[CircleVerdict]:
@@ -182,7 +210,7 @@ def _circle_verdicts(model, keys: list[int]) -> list[CircleVerdict]:
             gradient_symmetricity=c.gradient_symmetricity, distance_irrelevance=c.distance_irrelevance,
             distance_irrelevance_max_wrong=c.distance_irrelevance_max_wrong, clock_fve=c.clock_fve,
             pizza_fve=c.pizza_fve, output_frequency=c.output_frequency, output_share=c.output_share,
-            frequency_output_share=c.frequency_output_share, accompanies=accompanies))
+            frequency_output_share=c.frequency_output_share, accompanies=accompanies, margin_share=c.margin_share))
     return out
 
 
@@ -207,7 +235,7 @@ def classify_model(model) -> Classification:
     freqs = [FrequencyVerdict(f.frequency, f.logit_share, f.clock_fve, f.pizza_fve, by_k.get(f.frequency, "unclear"))
              for f in fits.per_frequency]
     whole = whole_model_vote(gs, di)
-    label, confidence = decide(acc, whole, [c.label for c in circles])
+    label, confidence = decide(acc, whole, [(c.label, c.margin_share) for c in circles])
     evidence = {"whole_model": whole, **{f"circle {c.frequency}": c.label for c in circles}}
     result = Classification(
         label=label, confidence=round(confidence, 4), explanation="",
@@ -219,13 +247,15 @@ def classify_model(model) -> Classification:
         source=model.source_format,
     )
     result.explanation = explain(result)
+    result.reliability = reliability_note(label, result.confidence)
     return result
 
 
 def _circle_text(c: CircleVerdict) -> str:
     if c.label == "accompanying":
         return f"{c.frequency} accompanying (output at {c.accompanies})"
-    return f"{c.frequency} {c.label} (DI {c.distance_irrelevance:.2f}, pizza {c.pizza_fve:.2f} vs clock {c.clock_fve:.2f})"
+    return (f"{c.frequency} {c.label} (DI {c.distance_irrelevance:.2f}, pizza {c.pizza_fve:.2f} vs clock {c.clock_fve:.2f}, "
+            f"margin {c.margin_share:.0%})")
 
 
 def explain(c: Classification) -> str:
@@ -236,11 +266,13 @@ def explain(c: Classification) -> str:
     circles = "; ".join(_circle_text(k) for k in c.circles) or "no key frequencies"
     numbers = (f"circles {circles}; whole model GS {c.gradient_symmetricity:.2f}, DI {c.distance_irrelevance:.2f} "
                f"-> {c.evidence['whole_model']}")
-    votes = [v for k, v in c.evidence.items() if v != "accompanying"]
-    agree = round(c.confidence * len(votes))
-    head = {"clock": f"Clock: {agree} of {len(votes)} votes agree",
-            "pizza": f"Pizza: {agree} of {len(votes)} votes agree",
-            "mixed": "Mixed: the main circles include clocks and pizzas",
+    share = algorithm_shares([(k.label, k.margin_share) for k in c.circles])
+    whole = c.evidence["whole_model"]
+    backing = lambda lab: (f"{lab} circles carry {share[lab]:.0%} of the circles' margin, whole-model vote "  # noqa: E731
+                           f"{'agrees' if whole == lab else whole}")
+    head = {"clock": f"Clock: {backing('clock')}",
+            "pizza": f"Pizza: {backing('pizza')}",
+            "mixed": f"Mixed: clock circles carry {share['clock']:.0%} and pizza circles {share['pizza']:.0%} of the margin",
             "ambiguous": "Ambiguous: the evidence conflicts or is inconclusive"}[c.label]
     return f"{head} ({numbers}); {acc}."
 

@@ -170,6 +170,8 @@ def run_classify(args) -> int:
         return 0
     print(f"{result.label} (confidence {result.confidence:.2f})")
     print(result.explanation)
+    if result.reliability:
+        print(f"  ({result.reliability})")
     scores = ("accuracy", "gradient_symmetricity", "distance_irrelevance", "distance_irrelevance_max_wrong",
               "circularity", "clock_template_fve", "pizza_template_fve", "pizza_exact_template_fve")
     for name in scores:

@@ -146,19 +146,24 @@ def _circle_table(c: C.Classification) -> str:
                else "no key frequencies: neither the embedding nor the logits have a sparse Fourier spectrum")
         return f"<p class='note'>No circles analysed: {_e(why)}.</p>"
     head = ("<tr><th>frequency k</th><th>share of W_E variance</th><th>accuracy alone</th><th>GS</th><th>DI</th>"
-            "<th>DI, largest wrong</th><th>clock FVE</th><th>pizza FVE</th><th>output at</th><th>label</th></tr>")
+            "<th>DI, largest wrong</th><th>clock FVE</th><th>pizza FVE</th><th>output at</th><th>margin share</th>"
+            "<th>label</th></tr>")
     rows = "".join(
         f"<tr><td class='num'>{k.frequency}</td><td class='num'>{k.variance_share:.3f}</td><td class='num'>{k.accuracy:.3f}</td>"
         f"<td class='num'>{k.gradient_symmetricity:.3f}</td><td class='num'>{k.distance_irrelevance:.3f}</td>"
         f"<td class='num'>{k.distance_irrelevance_max_wrong:.3f}</td><td class='num'>{k.clock_fve:.3f}</td>"
         f"<td class='num'>{k.pizza_fve:.3f}</td><td class='num'>{k.output_frequency} ({k.output_share:.0%})</td>"
-        f"<td>{_tag(k.label)}</td></tr>" for k in c.circles)
+        f"<td class='num'>{k.margin_share:+.2f}</td><td>{_tag(k.label)}</td></tr>" for k in c.circles)
+    reliability = f" {_e(c.reliability[0].upper() + c.reliability[1:])}." if c.reliability else ""
     return (f"<table>{head}{rows}</table><p class='note'>Each row: the embedding kept at that frequency only (its "
-            f"circle and the mean), the model re-run on all p² pairs. Pizza: pizza template ahead of the clock template "
+            f"circle and the mean), the model re-run on all p² pairs; accuracy and GS are the re-run model's, the rest "
+            f"is measured on the circle's own contribution (the re-run logits minus those of the model with no circle). "
+            f"Margin share: its push on the right answer over the whole model's; mixed needs clock and pizza circles "
+            f"each carrying ≥ {C.MIXED_MIN_SHARE:.2f} of the circles' margin. Pizza: pizza template ahead of the clock template "
             f"by ≥ {C.CIRCLE_MARGIN:.0%} and DI ≤ {C.CIRCLE_DI_PIZZA}; clock: DI ≥ "
             f"{C.CIRCLE_DI_CLOCK} with the pizza template not ahead by that margin; accompanying: less than {C.ACCOMPANYING_OWN_SHARE:.0%} of its logits sit at its own "
             f"frequency (it feeds the circle named under “output at”). Confidence {c.confidence:.2f}: "
-            f"{_e(c.confidence_means)}.</p>")
+            f"{_e(c.confidence_means)}.{reliability}</p>")
 
 
 def _compact(fig):

@@ -2,12 +2,14 @@
 JSON's `confidence_means`) and `interp classify --help`, and free of torch so that help stays fast."""
 
 CONFIDENCE_HELP = (
-    "confidence: the share of the evidence that agrees with the label. The evidence is one vote per\n"
-    "main circle (each key frequency's circle isolated and re-run, accompanying circles excluded) plus\n"
-    "one whole-model vote from gradient symmetricity / distance irrelevance; each votes clock, pizza or\n"
-    "unclear. For clock and pizza: the share of votes for that label; for mixed: the share of circles\n"
-    "that are a clear clock or pizza; for ambiguous: the share of votes that do not back the leading\n"
-    "algorithm; for non-generalizing: 1 (accuracy alone decides). E.g. 0.75 = 3 of 4 votes agree.")
+    "confidence: the share of the evidence that agrees with the label, from two halves: the circles\n"
+    "(each key frequency's circle isolated and re-run; each main circle weighted by its margin share, its\n"
+    "push on the right answer over the whole model's; accompanying circles excluded) and one whole-model\n"
+    "vote from gradient symmetricity / distance irrelevance. For clock and pizza: (margin share of that\n"
+    "label's circles + 1 if the whole-model vote agrees) / 2; for mixed: the margin share of clear clock\n"
+    "and pizza circles; for ambiguous: 1 minus the leading algorithm's evidence; for non-generalizing: 1\n"
+    "(accuracy alone decides). How often each confidence was right in the calibration sweep: the\n"
+    "reliability table in docs/calibration.md (and `reliability` in the JSON).")
 
 # For `interp classify --help` (interp/cli.py): what the command does and what the numbers mean.
 CLI_DESCRIPTION = (
@@ -15,7 +17,10 @@ CLI_DESCRIPTION = (
     "circle: each key frequency's circle of the embedding is kept alone and the model re-run on all p^2\n"
     "pairs. A clock circle's correct logit ignores a - b (distance irrelevance DI near 1); a pizza circle\n"
     "fits the pizza template |cos(w(a-b)/2)| cos(w(a+b-c)) and has a low DI; an accompanying circle feeds\n"
-    "another circle's frequency. The whole model's gradient symmetricity / DI add one vote.\n"
-    "Labels: clock, pizza, mixed (clock and pizza circles in one model), ambiguous (the evidence conflicts\n"
+    "another circle's frequency. Each circle is measured on its own contribution (minus the model with no\n"
+    "circle) and weighted by its share of the push on the right answer. The whole model's gradient\n"
+    "symmetricity / DI add one vote.\n"
+    "Labels: clock, pizza, mixed (clock and pizza circles each carrying >= 1/3 of it), ambiguous (the\n"
+    "evidence conflicts\n"
     "or is inconclusive), non-generalizing (below 99 % accuracy on all pairs). Thresholds and their\n"
     "calibration against the authors' runs: docs/calibration.md.\n\n" + CONFIDENCE_HELP)

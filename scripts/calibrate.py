@@ -1,22 +1,26 @@
 """Calibrate `interp.classify` against the Clock/Pizza authors' run table (REFERENCES §2, "Seed spread"):
 train an attention-rate sweep at their width, classify every run, and write docs/calibration.md and
-docs/calibration.csv side by side with the authors' quartiles.
+docs/calibration.csv side by side with the authors' quartiles; also train the authors' published
+recipe on a few seeds and compare the two recipes' GS / DI distributions per alpha bin, snapshot by
+snapshot (the "DI gap").
 
-    # train (resumable: re-run the same command to continue; one thread each, on a shared machine)
-    for i in 0 1 2 3; do OMP_NUM_THREADS=1 python scripts/calibrate.py train --seeds $i --data-seed 0 --out runs/calibration/s$i & done
-    for i in 4 5 6 7; do OMP_NUM_THREADS=1 python scripts/calibrate.py train --seeds $i --data-seed 1 --out runs/calibration/s$i & done
-    # classify the runs at the given snapshot steps (the last one is the calibration) and regenerate
-    # docs/calibration.md + docs/calibration.csv
-    python scripts/calibrate.py table --steps 300,800,2000
+    # the calibration sweep (fast recipe, below): alpha 0.1-0.9 x model seeds 0-3 x data splits 0-1,
+    # 40 runs, one thread each, resumable (re-run the same command to continue)
+    OMP_NUM_THREADS=1 python scripts/calibrate.py train --out runs/fast/lr1e-2 --alphas 0.1,0.9 --seeds 0,1,2
+    OMP_NUM_THREADS=1 python scripts/calibrate.py train --out runs/fast/lr1e-2-s3 --seeds 3
+    OMP_NUM_THREADS=1 python scripts/calibrate.py train --out runs/fast/lr1e-2-mid --alphas 0.3,0.5,0.7 --seeds 0,1,2
+    # the published recipe (lr 1e-3, 20 000 steps, snapshots every 1 000): alpha 0.1 and 0.9 x 6 runs
+    OMP_NUM_THREADS=1 python scripts/calibrate.py train --recipe published --out runs/published/a0.1 --alphas 0.1 --seeds 0,1,2
+    OMP_NUM_THREADS=1 python scripts/calibrate.py train --recipe published --out runs/published/a0.9 --alphas 0.9 --seeds 0,1,2
+    # classify and regenerate docs/calibration.md + docs/calibration.csv + interp/reliability.py
+    python scripts/calibrate.py table
 
-Recipe (RECIPE below): the pizza-a preset (p 59, [a, b], no mask, MLP biases, 80 % train, AdamW
-wd 2, betas (0.9, 0.98), the authors' init and warm-up) at width 128, with lr 1e-2 instead of 1e-3
-for 2 000 steps instead of 20 000: the same total weight decay (lr x wd x steps = 40: AdamW's
-decoupled decay shrinks every weight by lr x wd per step) at a tenth of the steps.
-docs/calibration.md compares the resulting GS / DI distribution per alpha bin with the authors'.
-Training is deterministic and a resumed run ends with the same weights as an uninterrupted one, so
-runs trained to 300 steps and resumed to 800 and 2 000 (`interp train --resume RUN --steps N`) are
-the runs this recipe gives; their snapshots at 300 and 800 show the way there.
+Calibration recipe (RECIPE below): the pizza-a preset (p 59, [a, b], no mask, MLP biases, 80 % train,
+AdamW wd 2, betas (0.9, 0.98), the authors' init and warm-up) at width 128, with lr 1e-2 instead of
+1e-3 for 2 000 steps instead of 20 000: the same total weight decay (lr x wd x steps = 40: AdamW's
+decoupled decay shrinks every weight by lr x wd per step) at a tenth of the steps. Every run of a
+sweep directory is a (model seed, data split) pair from `--seeds` x `--data-seeds` (default 0,1).
+Training is deterministic and a resumed run ends with the same weights as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -34,11 +38,17 @@ import torch
 
 import interp
 from interp import classifier as C
+from interp import metrics as M
 from interp.checkpoints import atomic_write_bytes, list_snapshots
 
-RECIPE = dict(lr=1e-2, steps=2000, checkpoint_every=50, log_every=50)
+RECIPE = dict(lr=1e-2, steps=2000, checkpoint_every=100, log_every=50)
+PUBLISHED = dict(checkpoint_every=1000, log_every=100)  # the preset's own recipe: lr 1e-3, 20 000 steps
 ALPHAS = (0.1, 0.3, 0.5, 0.7, 0.9)
-SWEEPS = tuple(f"runs/calibration/s{i}" for i in range(8))
+SWEEPS = ("runs/fast/lr1e-2", "runs/fast/lr1e-2-s3", "runs/fast/lr1e-2-mid")
+PUBLISHED_SWEEPS = ("runs/published/a0.1", "runs/published/a0.9")
+# Snapshots of the fast recipe compared with the published one at the same total decay lr x wd x steps
+# (fast step s <-> published step 10 s), and the fast recipe's end.
+FAST_COMPARE_STEPS = (100, 200, 300, 400, 500, 1000, 2000)
 # The authors' released run table (result/1l_fixedwidth.csv; 1 layer, width 128, ReLU, 20 000 steps,
 # validation accuracy > 0.99; DI = largest-wrong-logit variant), REFERENCES §2 "Seed spread":
 # alpha bin -> (runs, GS q25/median/q75, DI q25/median/q75, share GS >= 0.98).
@@ -55,13 +65,13 @@ FIELDS = ["sweep", "run", "alpha", "seed", "data_seed", "step", "accuracy", "gra
 
 
 # ---- training ------------------------------------------------------------------------------------
-def train(out: Path, alphas: list[float], seeds: list[int], data_seed: int, steps: int) -> None:
+def train(out: Path, alphas: list[float], seeds: list[int], data_seeds: list[int], recipe: str) -> None:
     torch.set_num_threads(1)
     if (out / "sweep.json").exists():
         interp.sweep(out=out, resume=True, classify=False)
     else:
-        interp.sweep("pizza-a", None, out, attn_rate=alphas, seed=seeds, data_seed=data_seed,
-                     **{**RECIPE, "steps": steps}, classify=False)
+        interp.sweep("pizza-a", None, out, attn_rate=alphas, seed=seeds, data_seed=data_seeds,
+                     **(RECIPE if recipe == "fast" else PUBLISHED), classify=False)
 
 
 # ---- classification ------------------------------------------------------------------------------
@@ -79,7 +89,8 @@ def snapshot_at(run_dir: Path, step: int | None) -> tuple[int, Path] | None:
 def circle_text(c: dict) -> str:
     if c["label"] == "accompanying":
         return f"{c['frequency']}:acc>{c['accompanies']}"
-    return f"{c['frequency']}:{c['label'][0]}(DI {c['distance_irrelevance']:.2f} r {C._ratio(c['pizza_fve'], c['clock_fve']):+.2f})"
+    return (f"{c['frequency']}:{c['label'][0]}(DI {c['distance_irrelevance']:.2f} r {C._ratio(c['pizza_fve'], c['clock_fve']):+.2f}"
+            f" m {c['margin_share']:.2f})")
 
 
 def measure(run_dir: Path, step: int, path: Path) -> dict:
@@ -93,6 +104,29 @@ def measure(run_dir: Path, step: int, path: Path) -> dict:
     return c
 
 
+def whole_metrics(run_dir: Path, step: int, path: Path) -> dict:
+    """The whole-model numbers of one snapshot (no circles: what the authors' run table holds),
+    cached beside the run (metrics_step<N>.json)."""
+    cache = run_dir / f"metrics_step{step}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    from interp.circles import output_spectrum
+    from interp.fourier import key_frequencies
+
+    model = interp.load(path)
+    table = M.logit_table(model)
+    keys = key_frequencies(model)
+    spectrum = output_spectrum(table)  # share of the logits' variance over c at each frequency
+    m = {"accuracy": M.accuracy(table), "gradient_symmetricity": M.gradient_symmetricity(model),
+         "distance_irrelevance": M.distance_irrelevance(table),
+         "distance_irrelevance_max_wrong": M.distance_irrelevance(table, "max_wrong"),
+         "key_frequencies": keys, "template_fve": max(M.template_fits(table, keys).clock, M.template_fits(table, keys).pizza),
+         "key_logit_share": float(spectrum[[k - 1 for k in keys]].sum()) if keys else 0.0,
+         "weight_norm": float(sum(p.detach().double().square().sum() for p in model.parameters()) ** 0.5)}
+    atomic_write_bytes(cache, json.dumps(m).encode())
+    return m
+
+
 def relabel(c: dict) -> dict:
     """The labels of a (cached) classification under the classifier's current thresholds: the
     measurements do not depend on them, so a threshold change needs no re-measuring."""
@@ -101,7 +135,7 @@ def relabel(c: dict) -> dict:
         label, accompanies = C.circle_label(SimpleNamespace(**k))
         circles.append({**k, "label": label, "accompanies": accompanies})
     whole = C.whole_model_vote(c["gradient_symmetricity"], c["distance_irrelevance"])
-    label, confidence = C.decide(c["accuracy"], whole, [k["label"] for k in circles])
+    label, confidence = C.decide(c["accuracy"], whole, [(k["label"], k["margin_share"]) for k in circles])
     return {**c, "circles": circles, "label": label, "confidence": round(confidence, 4),
             "evidence": {"whole_model": whole, **{f"circle {k['frequency']}": k["label"] for k in circles}}}
 
@@ -232,6 +266,110 @@ def off_target(verdicts: list[tuple[dict, dict]]) -> list[tuple[dict, dict]]:
             or (r["alpha"] >= 0.8 and r["label"] != "clock")]
 
 
+def recipe_table(published: dict[int, list[dict]], fast: dict[int, list[dict]]) -> str:
+    """GS / largest-wrong DI quartiles per alpha of the published recipe (lr 1e-3) and of ours (lr 1e-2)
+    at each snapshot, with the total decay lr x wd x steps, beside the authors' quartiles of that bin."""
+    out = ["| α | recipe | step | lr × wd × steps | runs | GS q25 / median / q75 | DI largest-wrong q25 / median / q75 | "
+           "authors' GS | authors' DI |", "|---|---|---|---|---|---|---|---|---|"]
+    for a in sorted({r["alpha"] for rows in (*published.values(), *fast.values()) for r in rows}):
+        _, gs_t, di_t, _ = AUTHORS[bin_of(a)]
+        for name, lr, by_step in (("published (lr 1e-3)", 1e-3, published), ("ours (lr 1e-2)", 1e-2, fast)):
+            for step, rows in sorted(by_step.items()):
+                rs = [r for r in rows if r["alpha"] == a]
+                if rs:
+                    gs = quartiles([r["gradient_symmetricity"] for r in rs])
+                    di = quartiles([r["distance_irrelevance_max_wrong"] for r in rs])
+                    out.append(f"| {a:g} | {name} | {step} | {lr * 2.0 * step:g} | {len(rs)} | {fmt3(gs)} | {fmt3(di)} | "
+                               f"{fmt3(gs_t)} | {fmt3(di_t)} |")
+    return "\n".join(out)
+
+
+CONFIDENCE_BINS = ((0.5, 0.75), (0.75, 0.9), (0.9, 1.0001))
+
+
+def target_of(alpha: float) -> str | None:
+    return "pizza" if alpha < 0.4 else ("clock" if alpha >= 0.8 else None)
+
+
+def reliability(rows: list[dict]) -> list[tuple[float, float, int, int]]:
+    """(lo, hi, right, total) per confidence bin over the runs whose alpha has a target label (pizza
+    below 0.4, clock from 0.8) and that got a clock or pizza label: how often that label was right."""
+    out = []
+    for lo, hi in CONFIDENCE_BINS:
+        rs = [r for r in rows if target_of(r["alpha"]) and r["label"] in ("clock", "pizza") and lo <= r["confidence"] < hi]
+        out.append((lo, min(hi, 1.0), sum(r["label"] == target_of(r["alpha"]) for r in rs), len(rs)))
+    return out
+
+
+def reliability_table(rows: list[dict]) -> str:
+    out = ["| confidence | clock / pizza labels (α with a target) | right | share right |", "|---|---|---|---|"]
+    for lo, hi, right, total in reliability(rows):
+        out.append(f"| {lo:.2f} – {hi:.2f} | {total} | {right} | " + (f"{right / total:.0%}" if total else "—") + " |")
+    others = [r for r in rows if target_of(r["alpha"]) and r["label"] not in ("clock", "pizza")]
+    out.append(f"\nThe other {len(others)} runs with a target got "
+               + (", ".join(f"{lab} ({sum(r['label'] == lab for r in others)})" for lab in C.LABELS[2:]
+                            if any(r["label"] == lab for r in others)) or "nothing else") + ": no algorithm claimed.")
+    return "\n".join(out)
+
+
+def reliability_module(rows: list[dict], step: int) -> str:
+    bins = ",\n".join(f"    ({lo}, {hi}, {right}, {total})" for lo, hi, right, total in reliability(rows))
+    return f'''"""How often `classify`'s clock / pizza labels were right in the calibration sweep, by confidence.
+
+Generated by `python scripts/calibrate.py table` from {len(rows)} runs at step {step} (docs/calibration.md,
+"Reliability"): a run's label is right when it is its alpha's target (pizza below 0.4, clock from 0.8).
+"""
+
+# (confidence from, to, right, clock / pizza labels in the bin)
+BINS = [
+{bins},
+]
+
+
+def reliability_note(label: str, confidence: float) -> str:
+    """One line for a clock / pizza label: how often labels at this confidence were right in calibration."""
+    if label not in ("clock", "pizza"):
+        return ""
+    for lo, hi, right, total in BINS:
+        if lo <= confidence < hi or (hi == 1.0 and confidence == 1.0):
+            if not total:
+                return f"no calibration run had a clock / pizza label at confidence {{lo:.2f}}-{{hi:.2f}}"
+            return (f"in calibration, clock / pizza labels at confidence {{lo:.2f}}-{{hi:.2f}} were right in {{right}} "
+                    f"of {{total}} runs (docs/calibration.md)")
+    return ""
+'''
+
+
+def minority_table(verdicts: list[tuple[dict, dict]]) -> str:
+    """Runs with clock and pizza circles: the margin share of each kind, and the label they got."""
+    out = ["| α | seed | data split | clock circles' margin share | pizza circles' margin share | label |",
+           "|---|---|---|---|---|---|"]
+    for r, c in sorted(verdicts, key=lambda v: (v[0]["alpha"], v[0]["seed"], v[0]["data_seed"])):
+        labs = {k["label"] for k in c["circles"]}
+        if {"clock", "pizza"} <= labs:
+            share = C.algorithm_shares([(k["label"], k["margin_share"]) for k in c["circles"]])
+            out.append(f"| {r['alpha']:g} | {r['seed']} | {r['data_seed']} | {share['clock']:.2f} | {share['pizza']:.2f} | "
+                       f"{r['label']} |")
+    return "\n".join(out) if len(out) > 2 else "(no run has both clock and pizza circles)"
+
+
+REFERENCE = Path(__file__).resolve().parent.parent.parent / "shared" / "reference-checkpoints"
+
+
+def reference_section() -> str:
+    """`interp classify` on the authors' released Model A and Model B, where ../shared has them."""
+    files = [("Model A (α 0)", REFERENCE / "model_p99zdpze5l.pt"), ("Model B (α 1)", REFERENCE / "model_l8k1hzciux.pt")]
+    if not all(f.exists() for _, f in files):
+        return f"(the authors' files are not in {REFERENCE} on the machine that generated this page)"
+    parts = []
+    for name, f in files:
+        v = C.classify(f)
+        parts.append(f"**{name}**, `interp classify .../{f.name}`: **{v.label}** ({v.confidence:.2f}), "
+                     f"GS {v.gradient_symmetricity:.3f}, DI {v.distance_irrelevance:.3f}\n\n```\n"
+                     + "\n".join(C.circle_lines(v)) + "\n```")
+    return "\n\n".join(parts)
+
+
 def fixtures_table(fixtures: Path) -> str:
     out = ["| fixture | label (confidence) | GS | DI | circles (k: label, DI, r) |", "|---|---|---|---|---|"]
     for f in sorted(fixtures.glob("*.safetensors")):
@@ -269,19 +407,25 @@ def thresholds_table() -> str:
     return "\n".join(out)
 
 
-def markdown(by_step: dict[int, list[tuple[dict, dict]]], fixtures: str) -> str:
+def markdown(by_step: dict[int, list[tuple[dict, dict]]], fixtures: str, published: dict[int, list[dict]],
+             fast: dict[int, list[dict]]) -> str:
     step = max(by_step)
     verdicts = by_step[step]
     rows = [r for r, _ in verdicts]
     missed = off_target(verdicts)
     return TEMPLATE.format(
         confidence="The" + C.CONFIDENCE_HELP.replace("\n", " ").removeprefix("confidence: the"), thresholds=thresholds_table(),
-        recipe=json.dumps(RECIPE), step=step, n=len(rows), distribution=distribution_table(rows), labels=label_table(rows),
+        reference=reference_section(), recipe=json.dumps(RECIPE), step=step, n=len(rows),
+        recipes=recipe_table(published, fast), gap=GAP,
+        distribution=distribution_table(rows), labels=label_table(rows), reliability=reliability_table(rows),
         trajectory=trajectory_table({s: [r for r, _ in v] for s, v in by_step.items()}),
-        steps=", ".join(map(str, sorted(by_step))), circle_stats=circle_stats(verdicts),
+        steps=", ".join(map(str, sorted(by_step))), circle_stats=circle_stats(verdicts), minority=minority_table(verdicts),
         off_target=preset_table(missed) if missed else "(none: every run has its target label)",
         conclusions=CONCLUSIONS, runs=runs_table(rows), fixtures=fixtures)
 
+
+# Written from the recipe table this script generates (numbers quoted from it): re-read after a re-run.
+GAP = """(to be written from the table above)"""
 
 # Written from the tables this script generates (numbers quoted from them): re-read them after a re-run.
 CONCLUSIONS = """\
@@ -327,51 +471,71 @@ TEMPLATE = """# Calibrating `interp.classify` on the Clock/Pizza authors' run ta
 `interp.classify(model_or_path)` follows the paper's own evidence, circle by circle (Zhong et al. 2023,
 REFERENCES §2; `interp/classifier.py`):
 
-1. **Each circle alone.** For each key frequency k of the embedding, the embedding is cut to its
-   frequency-k component (its circle and the mean; for `diff_vocab` models the a- and b-embeddings
-   alike; `circles.isolated_model`), the model is re-run on all p² inputs and the circle gets
-   accuracy, GS, DI (correct-logit and largest-wrong), the clock / pizza template fits at k, and the
-   frequency over the answer c where its logits sit. Label: **accompanying** when less than half of
-   its logits sit at its own frequency (it feeds another circle, e.g. a circle at 2k beside k; the
+1. **Each circle alone, against a baseline.** For each key frequency k of the embedding, the embedding
+   is cut to its frequency-k component (its circle and the mean; for `diff_vocab` models the a- and
+   b-embeddings alike; `circles.isolated_model`) and the model re-run on all p² inputs. The circle's
+   **own contribution** is those logits minus the logits of the model with no circle at all (every token
+   embedding cut to the mean, `circles.baseline_model`): the baseline's logits depend on the answer c
+   alone, and left in they give every circle the model's strongest output frequency and a DI pulled
+   towards 1 (M[s, d] gets a term in s alone, flat along d). On the contribution the circle gets DI
+   (correct-logit and largest-wrong), the clock / pizza template fits at k, the frequency over c where
+   it sits, and its **margin share**: its push on the right answer (mean over pairs of the answer's logit
+   minus the mean logit) over the whole model's; the shares add up to ~1 (Model A 0.97, Model B 0.99).
+   Accuracy and GS are those of the re-run model. Label: **accompanying** when less than half of the
+   contribution sits at its own frequency (it feeds another circle, e.g. a circle at 2k beside k; the
    table says which); **pizza** when the pizza template beats the clock template (r = (pizza − clock)
    / max ≥ the margin) and DI is low; **clock** when DI is near 1 (the correct logit ignores a − b, the
    clock's defining property) and the pizza template is not ahead by the margin; **unclear** otherwise.
 2. **The whole model's GS / DI** vote pizza (GS ≥ 0.98, the paper's criterion), clock (GS low and
    DI high) or unclear.
-3. **Verdict.** `mixed`: the main (non-accompanying) circles include a clock and a pizza (the paper
-   reports such models). `pizza` / `clock`: no vote for the other algorithm and more than half of the
-   votes (main circles + whole model) for this one. Otherwise `ambiguous`. Below 0.99 accuracy on all
-   p² pairs: `non-generalizing`. The whole-model logit templates are reported but do not vote: the
-   accompanying circles fill in the pizza template's |cos(w(a−b)/2)| dips, so fitted to a whole model
-   they call the authors' Model A (a textbook pizza) a clock (clock 0.99 vs pizza 0.83).
+3. **Verdict.** `mixed`: clock circles and pizza circles each carry at least a third of the main
+   (non-accompanying) circles' margin. `pizza` / `clock`: that algorithm's circles carry more than half
+   of it, the other's less than a third, and the whole-model vote is not the other. Otherwise
+   `ambiguous`. Below 0.99 accuracy on all p² pairs: `non-generalizing`. The whole-model logit
+   templates are reported but do not vote: the accompanying circles fill in the pizza template's
+   |cos(w(a−b)/2)| dips, so fitted to a whole model they call the authors' Model A (a textbook pizza)
+   a clock (clock 0.99 vs pizza 0.83).
 
 **Confidence.** {confidence}
+
+## The authors' own models
+
+{reference}
+
+Model A is the paper's pizza, circle by circle: 3, 15 and 17 pizzas (pizza FVE ≥ 0.99 vs clock ≤ 0.78,
+DI ≤ 0.05), 6, 29 (≡ −30) and 25 (≡ −34) their accompanying circles at 2k. Model B is a clock: 13 and 16
+are clocks (DI 1.00) carrying 88 % of the push on the right answer. Its circle 21, measured on its own
+contribution, is a **pizza** (DI 0.25, pizza 0.97 vs clock 0.79, output at 21) carrying 11 %, and 17
+(≡ −2·21 mod 59) is its accompanying circle: the paper's accompanying-pizza signature, inside a clock.
+Before the baseline was subtracted, 16, 17 and 21 all "output at 13" with DI 0.99–1.00: the c-only
+logits of the rest of the model (the mean embedding, biases; strongest at 13) dominated each isolated
+circle's re-run logits and, flat along a − b, set its DI near 1 (`tests/test_reference_models.py`
+checks both, and that the baseline is constant over the inputs). The "DI 0.99–1.00 for 13, 16, 21"
+quoted for Model B was that measurement, not the circles.
 
 ## Thresholds
 
 {thresholds}
 
-## The sweep
+## The published recipe against ours (the DI gap)
+
+Both recipes on the same (model seed, data split) pairs — seeds 0–2 × splits 0–1 at α 0.1 and 0.9,
+the pizza-a preset — the published one (lr 1e-3, 20 000 steps) snapshotted every 1 000 steps, ours
+(lr 1e-2, 2 000 steps) every 100. Rows at the same lr × wd × steps (the total decoupled weight decay)
+are the same point of the two recipes' schedules.
+
+{recipes}
+
+{gap}
+
+## The calibration sweep
 
 Recipe: the `pizza-a` preset (Zhong et al.: p 59, width 128, [a, b], no mask, MLP biases, 80 % train,
 AdamW wd 2, betas (0.9, 0.98), their init and warm-up, see "Whose choices" below) with attention rate
-α ∈ {{0.1, 0.3, 0.5, 0.7, 0.9}}, model seeds 0–7 (seeds 0–3 on data split 0, 4–7 on split 1),
-overrides `{recipe}`: lr 1e-2 for 2 000 steps instead of the published lr 1e-3 for 20 000. AdamW's
-decoupled weight decay shrinks every weight by lr × wd per step, so both give the same total decay
-(lr × wd × steps = 40) — the force that cleans a circuit up — at a tenth of the steps. The published
-recipe itself was ~10× more CPU than this shared 2-core machine could give 40 runs. What was tried:
-
-- lr 2e-2 (to halve the steps again): **changes the circuit**. The α = 1 run stayed pizza-like (GS
-  0.968, 0.983, 0.984 at steps 50, 100, 250) where lr 1e-2 gives a clock (GS 0.62 at step 300, 0.37
-  at 400). Not used.
-- lr 1e-2 stopped early (300 or 800 steps: a total decay of 6 or 16): past generalisation (test
-  accuracy 1.0 by step ~100) but, at α ≥ 0.7, still on the way to a clock — the step-300 and step-800
-  rows of the table "On the way there" below. The `fast` recipe's clean-circuit stop fires in that
-  window too, which is why `pizza-b --recipe fast` trains a fixed 1500 steps (docs/performance.md).
-
-Classified at step {step}; {n} runs. Every run was trained to step 300, then resumed to 800 and to
-2 000 (`interp train --resume RUN --steps N`): training is deterministic and a resumed run ends with
-the weights of an uninterrupted one, so these are the runs the recipe gives.
+α ∈ {{0.1, 0.3, 0.5, 0.7, 0.9}}, model seeds 0–3 × data splits 0–1 (8 runs per α), overrides
+`{recipe}`: lr 1e-2 for 2 000 steps instead of the published lr 1e-3 for 20 000 (the same total decay,
+lr × wd × steps = 40, at a tenth of the steps; the section above compares the two). Classified at
+step {step}; {n} runs.
 
 ### Our GS / DI distribution against the authors' (per α bin, step {step})
 
@@ -384,6 +548,13 @@ overlap). Their bins hold α spread over the bin; ours one α each (the bin's mi
 
 {labels}
 
+### Reliability: how often a label at a given confidence was right (step {step})
+
+{reliability}
+
+`interp classify` prints the matching line under a clock / pizza verdict (`reliability` in the JSON;
+`interp/reliability.py` is generated with this page).
+
 ### On the way there (the same runs at steps {steps})
 
 Label counts per step (of the runs per α):
@@ -393,6 +564,10 @@ Label counts per step (of the runs per α):
 ### The isolated circles, by α and label (step {step})
 
 {circle_stats}
+
+### Runs with clock and pizza circles: who carries the margin (step {step})
+
+{minority}
 
 ### The runs off target, circle by circle (step {step})
 
@@ -425,17 +600,26 @@ authors' numbers above). `tests/test_classify.py` asserts these labels.
 
 Files written before these fields existed load with `nanda` for both (the behaviour they were trained with).
 
-## Not measured here
-
-The authors' released Model A and Model B files are not on this machine. The expectation, from
-REFERENCES §2 (measured on those files with the same circle isolation): Model A's circles 3, 15, 17
-isolated give pizza 0.99 vs clock 0.77 FVE and DI 0.02–0.07 (→ pizza circles; its circles 6, 29, 25
-at 2k feed them → accompanying) and GS 0.994 (→ whole-model pizza): **pizza**. Model B's circles 13,
-16, 21 give DI 0.99–1.00 and GS 0.31 / DI 0.85 for the whole model: **clock**.
-
-Regenerate: the commands at the top of `scripts/calibrate.py`; this file and `docs/calibration.csv`
-come from `python scripts/calibrate.py table`.
+Regenerate: the commands at the top of `scripts/calibrate.py`; this file, `docs/calibration.csv` and
+`interp/reliability.py` come from `python scripts/calibrate.py table`.
 """
+
+
+def compare_rows(sweeps: list[Path], steps, alphas=None) -> dict[int, list[dict]]:
+    """step -> whole-model rows (alpha, seed, GS, DI...) of every run of `sweeps` at each of `steps`
+    (None: every snapshot after step 0), for the recipe comparison."""
+    out: dict[int, list[dict]] = {}
+    for sweep in sweeps:
+        for run_dir in run_dirs(sweep):
+            cfg = json.loads((run_dir / "run.json").read_text())
+            alpha = cfg["model_config"]["attn_rate"]
+            if alphas and alpha not in alphas:
+                continue
+            for s, f in list_snapshots(run_dir):
+                if s > 0 and (steps is None or s in steps):
+                    out.setdefault(s, []).append({"alpha": alpha, "seed": cfg["train_config"]["seed"],
+                                                  **whole_metrics(run_dir, s, f)})
+    return out
 
 
 def main(argv=None) -> int:
@@ -445,17 +629,18 @@ def main(argv=None) -> int:
     t.add_argument("--out", type=Path, required=True)
     t.add_argument("--alphas", default=",".join(map(str, ALPHAS)))
     t.add_argument("--seeds", default="0,1,2,3")
-    t.add_argument("--data-seed", type=int, default=0)
-    t.add_argument("--steps", type=int, default=RECIPE["steps"])
+    t.add_argument("--data-seeds", default="0,1")
+    t.add_argument("--recipe", choices=("fast", "published"), default="fast")
+    ints = lambda v: [int(x) for x in v.split(",")]  # noqa: E731
     tb = sub.add_parser("table", help="classify the runs and write docs/calibration.{md,csv}")
     tb.add_argument("--sweeps", type=Path, nargs="+", default=[Path(s) for s in SWEEPS])
-    tb.add_argument("--steps", type=lambda v: [int(x) for x in v.split(",")], default=[RECIPE["steps"]],
-                    help="snapshot steps to classify, comma-separated; the last is the calibration (default: the recipe's)")
+    tb.add_argument("--published", type=Path, nargs="*", default=[Path(s) for s in PUBLISHED_SWEEPS])
+    tb.add_argument("--steps", type=ints, default=[300, 800, RECIPE["steps"]],
+                    help="snapshot steps to classify, comma-separated; the last is the calibration (default: 300,800,2000)")
     tb.add_argument("--docs", type=Path, default=Path("docs"))
     args = ap.parse_args(argv)
     if args.cmd == "train":
-        train(args.out, [float(a) for a in args.alphas.split(",")], [int(s) for s in args.seeds.split(",")],
-              args.data_seed, args.steps)
+        train(args.out, [float(a) for a in args.alphas.split(",")], ints(args.seeds), ints(args.data_seeds), args.recipe)
         return 0
 
     torch.set_num_threads(1)
@@ -479,9 +664,13 @@ def main(argv=None) -> int:
     writer.writerows(rows)
     args.docs.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(args.docs / "calibration.csv", buf.getvalue().encode())
+    published = compare_rows(args.published, None)
+    fast = compare_rows([s for s in args.sweeps if (s / "runs").exists()], FAST_COMPARE_STEPS, alphas=(0.1, 0.9))
     fixtures = fixtures_table(Path(__file__).resolve().parent.parent / "tests" / "fixtures")
-    atomic_write_bytes(args.docs / "calibration.md", markdown(by_step, fixtures).encode())
+    atomic_write_bytes(args.docs / "calibration.md", markdown(by_step, fixtures, published, fast).encode())
     rows = [r for r, _ in by_step[max(by_step)]]
+    atomic_write_bytes(Path(__file__).resolve().parent.parent / "interp" / "reliability.py",
+                       reliability_module(rows, max(by_step)).encode())
     print(label_table(rows))
     return 0
 

@@ -54,16 +54,21 @@ def test_pizza_fixture_is_a_pizza_circle_by_circle(verdicts):
     assert v.gradient_symmetricity >= C.GS_PIZZA + 0.01  # not on the edge of the whole-model vote
 
 
-def test_mixed_fixture_has_clock_and_pizza_circles(verdicts):
+def test_mixed_fixture_is_a_clock_with_a_pizza_circle_reported(verdicts):
+    """The 'mixed' fixture (alpha 1, 800 steps) has a pizza circle beside two clocks; measured on their
+    own contributions, the clocks carry ~4/5 of the push on the right answer: a clock with a minority
+    pizza, as the authors' Model B, reported circle by circle but not the label."""
     v = verdicts["mixed"]
     labels = {c.label for c in v.circles}
-    assert v.label == "mixed" and v.mixed and {"clock", "pizza"} <= labels
+    assert v.label == "clock" and not v.mixed and {"clock", "pizza"} <= labels
+    share = C.algorithm_shares([(c.label, c.margin_share) for c in v.circles])
+    assert 0.05 < share["pizza"] < C.MIXED_MIN_SHARE - 0.05 and share["clock"] > 0.5 + 0.05
     for c in v.circles:
         if c.label == "clock":
             assert c.distance_irrelevance >= C.CIRCLE_DI_CLOCK
         if c.label == "pizza":
             assert c.distance_irrelevance <= C.CIRCLE_DI_PIZZA and c.pizza_fve > c.clock_fve
-    assert "Mixed" in v.explanation
+    assert "pizza circles" not in v.explanation or "Clock:" in v.explanation
 
 
 def test_non_generalizing_fixture_gets_no_algorithm_label(verdicts):
@@ -110,34 +115,59 @@ def test_classify_takes_a_loaded_model_and_a_run_directory(tmp_path, verdicts):
 
 
 # ---- the decision rule on planted votes ----------------------------------------------------------
-def test_agreeing_votes_give_the_label_and_confidence_is_their_share():
-    assert C.decide(1.0, "pizza", ["pizza", "pizza", "pizza"]) == ("pizza", 1.0)
-    assert C.decide(1.0, "clock", ["clock", "clock"]) == ("clock", 1.0)
-    assert C.decide(1.0, "unclear", ["pizza", "pizza", "pizza"]) == ("pizza", 0.75)  # 3 of 4 votes
-    assert C.decide(1.0, "pizza", ["pizza", "unclear", "unclear"]) == ("ambiguous", 0.5)  # half is not a majority
+def eq(x, y):
+    return x[0] == y[0] and abs(x[1] - y[1]) < 1e-12
+
+
+def test_agreeing_evidence_gives_the_label_and_confidence_is_its_share():
+    assert C.decide(1.0, "pizza", [("pizza", 0.5), ("pizza", 0.3), ("pizza", 0.2)]) == ("pizza", 1.0)
+    assert C.decide(1.0, "clock", [("clock", 0.6), ("clock", 0.4)]) == ("clock", 1.0)
+    # the whole-model vote is half of the evidence: circles all pizza, whole model unclear
+    assert C.decide(1.0, "unclear", [("pizza", 0.6), ("pizza", 0.4)])[0] == "ambiguous"  # 1/2 is not a majority
+    # circles weigh by margin: a pizza circle carrying 70 %, unclear ones the rest
+    assert eq(C.decide(1.0, "pizza", [("pizza", 0.7), ("unclear", 0.2), ("unclear", 0.1)]), ("pizza", 0.85))
+    # most of the margin unclear: the pizza circle alone is no majority of the circles
+    assert C.decide(1.0, "pizza", [("pizza", 0.4), ("unclear", 0.6)])[0] == "ambiguous"
 
 
 def test_accompanying_circles_do_not_vote():
-    authors_model_a = ["pizza", "pizza", "pizza", "accompanying", "accompanying", "accompanying"]
+    authors_model_a = [("pizza", 0.35), ("pizza", 0.23), ("pizza", 0.39), ("accompanying", 0.0),
+                       ("accompanying", 0.0), ("accompanying", 0.0)]
     assert C.decide(1.0, "pizza", authors_model_a) == ("pizza", 1.0)
+    # an accompanying circle's margin (if any) does not count either
+    assert C.decide(1.0, "pizza", [("pizza", 0.5), ("accompanying", 0.5)]) == ("pizza", 1.0)
 
 
-def test_a_vote_for_the_other_algorithm_makes_it_ambiguous():
-    assert C.decide(1.0, "clock", ["pizza", "pizza", "pizza"])[0] == "ambiguous"  # circles pizza, GS/DI clock
-    assert C.decide(1.0, "pizza", ["clock"])[0] == "ambiguous"
-    label, conf = C.decide(1.0, "unclear", ["unclear", "unclear"])
-    assert label == "ambiguous" and conf == 1.0  # no vote backs either algorithm
+def test_evidence_for_the_other_algorithm_makes_it_ambiguous():
+    assert C.decide(1.0, "clock", [("pizza", 0.5), ("pizza", 0.5)])[0] == "ambiguous"  # circles pizza, GS/DI clock
+    assert C.decide(1.0, "pizza", [("clock", 1.0)])[0] == "ambiguous"
+    label, conf = C.decide(1.0, "unclear", [("unclear", 0.5), ("unclear", 0.5)])
+    assert label == "ambiguous" and conf == 1.0  # nothing backs either algorithm
     assert C.decide(1.0, "pizza", [])[0] == "pizza"  # no circles: the whole-model vote alone
+    assert C.decide(1.0, "unclear", [])[0] == "ambiguous"
 
 
-def test_clock_and_pizza_circles_make_it_mixed_whatever_the_whole_model_says():
+def test_a_minority_circle_of_the_other_kind_is_reported_but_does_not_block_the_label():
+    # the authors' Model B: clocks 13 and 16 carry 88 % of the margin, a pizza at 21 11 %
+    model_b = [("clock", 0.56), ("clock", 0.32), ("accompanying", 0.0), ("pizza", 0.11)]
+    label, conf = C.decide(1.0, "clock", model_b)
+    assert label == "clock" and abs(conf - (0.88 / 0.99 + 1) / 2) < 1e-12
+    below = 1 - C.MIXED_MIN_SHARE
+    assert C.decide(1.0, "clock", [("clock", below + 0.01), ("pizza", C.MIXED_MIN_SHARE - 0.01)])[0] == "clock"
+
+
+def test_clock_and_pizza_circles_each_carrying_enough_make_it_mixed_whatever_the_whole_model_says():
     for whole in ("clock", "pizza", "unclear"):
-        assert C.decide(1.0, whole, ["clock", "pizza"]) == ("mixed", 1.0)
-    assert C.decide(1.0, "unclear", ["clock", "pizza", "unclear", "accompanying"]) == ("mixed", 2 / 3)
+        assert C.decide(1.0, whole, [("clock", 0.5), ("pizza", 0.5)]) == ("mixed", 1.0)
+        assert C.decide(1.0, whole, [("clock", 0.6), ("pizza", 0.4)])[0] == "mixed"
+    assert eq(C.decide(1.0, "unclear", [("clock", 0.35), ("pizza", 0.35), ("unclear", 0.3), ("accompanying", 0)]),
+              ("mixed", 0.7))
+    # unclear circles count in the total: each algorithm below the share is not mixed
+    assert C.decide(1.0, "unclear", [("clock", 0.3), ("pizza", 0.3), ("unclear", 0.4)])[0] == "ambiguous"
 
 
 def test_low_accuracy_is_non_generalizing_whatever_the_votes():
-    assert C.decide(0.85, "pizza", ["pizza", "pizza"]) == ("non-generalizing", 1.0)
+    assert C.decide(0.85, "pizza", [("pizza", 1.0)]) == ("non-generalizing", 1.0)
 
 
 def circle(**kw):
@@ -180,7 +210,7 @@ def test_confidence_is_explained_for_the_cli_help():
 def test_cli_prints_the_verdict_and_exits_0(capsys):
     assert main(["classify", str(FIXTURES / "pizza.safetensors")]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("pizza (confidence") and "gradient_symmetricity" in out and "Pizza: " in out and "votes agree" in out
+    assert out.startswith("pizza (confidence") and "gradient_symmetricity" in out and "Pizza: pizza circles carry" in out and "margin +0." in out
 
 
 def test_cli_json_is_the_result_dict(capsys, verdicts):
@@ -203,16 +233,24 @@ def test_cli_help_has_examples(capsys):
     assert "examples:" in capsys.readouterr().out
 
 
-# ---- fixtures regenerate bit for bit -----------------------------------------------------------
-def test_pizza_fixture_regenerates_bit_for_bit(tmp_path):
+# ---- fixtures regenerate ------------------------------------------------------------------------
+def test_pizza_fixture_regenerates(tmp_path, verdicts):
+    """scripts/make_fixtures.py makes the committed pizza fixture: bit for bit on the CPU that made it
+    (training is deterministic), and on another CPU the same verdict and key frequencies. Across CPUs
+    the bits differ: MKL's kernels round differently and 300 steps at lr 1e-2 amplify the last bits
+    (seen 2026-12-05: weights 11-32 % apart, the same pizza with the same circles)."""
     spec = importlib.util.spec_from_file_location("make_fixtures", ROOT / "scripts" / "make_fixtures.py")
     make_fixtures = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(make_fixtures)
     path = make_fixtures.make("pizza", tmp_path)
-    assert path.read_bytes() == (FIXTURES / "pizza.safetensors").read_bytes()
+    again = make_fixtures.make("pizza", tmp_path / "again")
+    assert path.read_bytes() == again.read_bytes()  # deterministic here
+    if path.read_bytes() != (FIXTURES / "pizza.safetensors").read_bytes():
+        v = C.classify(path)
+        assert (v.label, v.key_frequencies) == (verdicts["pizza"].label, verdicts["pizza"].key_frequencies)
 
 
 def test_cli_texts_for_the_classify_command(verdicts):
     assert C.CONFIDENCE_HELP in C.CLI_DESCRIPTION and "mixed" in C.CLI_DESCRIPTION
-    lines = C.circle_lines(verdicts["clock"])
-    assert len(lines) == len(verdicts["clock"].circles) and "accompanying" in lines[1] and "(output at 5)" in lines[1]
+    lines = C.circle_lines(verdicts["pizza"])
+    assert len(lines) == len(verdicts["pizza"].circles) and "accompanying" in lines[1] and "(output at 3)" in lines[1]
