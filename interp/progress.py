@@ -152,6 +152,8 @@ def stacked_weight_measures(params: dict[str, Tensor], p: int) -> dict[str, Tens
     stacked models: params {name: [S, ...]} (`batched.stack_states`) -> {name: [S]}."""
     W_E = params["embed.W_E"][:, :p].double()
     n_layers = 1 + max(int(k.split(".")[1]) for k in params if k.startswith("blocks."))
+    if f"blocks.{n_layers - 1}.mlp.W_out" not in params:
+        raise ProgressError("an attention-only model (attn_only) has no MLP: gini_W_L (W_L = W_out @ W_U) needs one")
     W_L = params[f"blocks.{n_layers - 1}.mlp.W_out"].double() @ params["unembed.W_U"].double()  # [S, d_mlp, p]
     return {
         "gini_W_E": gini(fourier.component_norms(W_E)),
