@@ -254,3 +254,12 @@ def test_report_shows_attention_and_neurons_of_every_layer():
         assert sum(f.endswith(f", layer {layer}") for f in rep.figures) == 3, rep.figures  # attention + 2 neuron figures
     ao = report.render(randomised(ModelConfig(**SMALL, attn_only=True)))
     assert any("attention-only" in n for n in ao.notes) and not any("euron" in f for f in ao.figures)
+
+
+def test_cli_train_flags_for_the_new_fields(tmp_path):
+    assert main(["train", "--preset", "tiny", "--steps", "2", "--normalization-type", "LNPre", "--attn-only", "true",
+                 "--eps", "1e-6", "--out", str(tmp_path / "r"), "--quiet"]) == 0
+    cfg = interp.load(tmp_path / "r").cfg
+    assert (cfg.normalization_type, cfg.attn_only, cfg.eps) == ("LNPre", True, 1e-6)
+    with pytest.raises(SystemExit):
+        main(["train", "--normalization-type", "RMS", "--out", str(tmp_path / "bad"), "--quiet"])
