@@ -244,6 +244,8 @@ def test_probes_read_the_layer_asked_for_and_neurons_refuse_attention_only_model
         probes.neurons(ao)
     assert "\n" not in str(e.value)
     assert probes.logits(ao).W_L is None and probes.logits(model, layer=0).W_L.shape == (64, P)
+    with pytest.raises(InterpError, match="W_in: this is an attention-only model"):
+        ao.W_in
 
 
 def test_report_shows_attention_and_neurons_of_every_layer():
