@@ -265,3 +265,13 @@ def test_cli_train_flags_for_the_new_fields(tmp_path):
     assert (cfg.normalization_type, cfg.attn_only, cfg.eps) == ("LNPre", True, 1e-6)
     with pytest.raises(SystemExit):
         main(["train", "--normalization-type", "RMS", "--out", str(tmp_path / "bad"), "--quiet"])
+
+
+def test_progress_weight_measures_of_an_attention_only_model_leave_only_gini_w_l_out():
+    from interp import batched, progress
+
+    ao = batched.stack_states([randomised(ModelConfig(**SMALL, attn_only=True)).state_dict()])
+    m = progress.stacked_weight_measures(ao, P)
+    assert torch.isnan(m["gini_W_L"]).all() and torch.isfinite(m["gini_W_E"]).all() and m["sum_sq_weights"] > 0
+    ln = batched.stack_states([randomised(ModelConfig(**SMALL, normalization_type="LN")).state_dict()])
+    assert torch.isfinite(progress.stacked_weight_measures(ln, P)["gini_W_L"]).all()
