@@ -275,3 +275,11 @@ def test_progress_weight_measures_of_an_attention_only_model_leave_only_gini_w_l
     assert torch.isnan(m["gini_W_L"]).all() and torch.isfinite(m["gini_W_E"]).all() and m["sum_sq_weights"] > 0
     ln = batched.stack_states([randomised(ModelConfig(**SMALL, normalization_type="LN")).state_dict()])
     assert torch.isfinite(progress.stacked_weight_measures(ln, P)["gini_W_L"]).all()
+
+
+def test_a_config_eps_is_layer_norms_only_with_layer_norm(tmp_path):
+    ln = foreign.tl_default_model(P)
+    plain = foreign.tl_default_model(P, normalization_type=None)
+    for model, want in ((ln, 1e-3), (plain, 1e-5)):  # without LayerNorm an `eps` is someone else's (an optimiser's)
+        path = foreign.write_tl_default_file(tmp_path / f"{want}.pt", model, "plain")
+        assert interp.load(path, config={"eps": 1e-3}).cfg.eps == want

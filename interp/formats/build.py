@@ -115,7 +115,8 @@ def infer_config(w: Weights, source: str) -> ModelConfig:
     values = dict(p=p, d_model=d_model, n_heads=n_heads, d_head=d_head, d_mlp=d_mlp, n_layers=n_layers,
                   act_fn=_value(hints, "act_fn", "relu"), attn_rate=_value(hints, "attn_rate", 1.0), eq_token=eq,
                   diff_vocab=diff, causal=_value(hints, "causal", w.causal_default), biases=biases,
-                  normalization_type=norm, eps=_value(hints, "eps", 1e-5), attn_only=attn_only)
+                  # eps only with LayerNorm: another project's `eps` may be its optimiser's
+                  normalization_type=norm, eps=_value(hints, "eps", 1e-5) if norm else 1e-5, attn_only=attn_only)
     try:
         return ModelConfig(**values)
     except ConfigError as e:
