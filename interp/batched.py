@@ -63,9 +63,9 @@ def _rates(cfg: ModelConfig, attn_rate, S: int, device: torch.device | None = No
 
 
 def supports_tables(cfg: ModelConfig) -> bool:
-    """Whether `all_logits` / `pair_logits` compute this model from token tables (one layer; the model
-    has no LayerNorm); other models run their own forward."""
-    return cfg.n_layers == 1
+    """Whether `all_logits` / `pair_logits` compute this model from token tables (one layer with an MLP,
+    no LayerNorm: the tables rely on every map being linear up to the MLP); other models run their own forward."""
+    return cfg.n_layers == 1 and cfg.normalization_type is None and not cfg.attn_only
 
 
 def _heads(W: dict[str, Tensor], x: Tensor, name: str) -> Tensor:
@@ -190,7 +190,8 @@ def pair_logits(cfg: ModelConfig, params: dict[str, Tensor], tokens: Tensor,
     call runs the model's own forward. params: {name: [S, ...]} (autograd flows back to them).
     """
     if not supports_tables(cfg):
-        raise BatchError(f"pair_logits needs a one-layer model, got n_layers={cfg.n_layers}")
+        raise BatchError("pair_logits needs a one-layer model with an MLP and no LayerNorm, got "
+                         f"n_layers={cfg.n_layers}, normalization_type={cfg.normalization_type}, attn_only={cfg.attn_only}")
     S, p, W = tokens.shape[0], cfg.p, params
     rate = _rates(cfg, attn_rate, S).to(tokens.device)
     a, b = tokens[..., 0], tokens[..., 1] - (p if cfg.diff_vocab else 0)  # [S, n]

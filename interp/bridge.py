@@ -45,7 +45,8 @@ def to_hooked_transformer(model):
     htcfg = require("HookedTransformerConfig", "to_hooked_transformer() needs TransformerLens 2.x or 3.x")(
         n_layers=cfg.n_layers, d_model=cfg.d_model, n_ctx=cfg.n_ctx, d_head=cfg.d_head, n_heads=cfg.n_heads,
         d_mlp=cfg.d_mlp, d_vocab=cfg.d_vocab, d_vocab_out=cfg.d_vocab_out, act_fn=cfg.act_fn,
-        normalization_type=None, attention_dir="causal" if cfg.causal else "bidirectional",
+        normalization_type=cfg.normalization_type, eps=cfg.eps, attn_only=cfg.attn_only,
+        attention_dir="causal" if cfg.causal else "bidirectional",
         positional_embedding_type="standard", default_prepend_bos=False, device=str(model.W_E.device),
     )
     ht = HookedTransformer(htcfg)
@@ -55,7 +56,8 @@ def to_hooked_transformer(model):
 
 
 def to_bridge(model):
-    """Our Transformer -> a TransformerBridge computing the same logits (within float error)."""
+    """Our Transformer -> a TransformerBridge computing the same logits (within float error), LayerNorm
+    (`ln1`, `ln2`, `ln_final` weight and bias) and attention-only models included."""
     from transformer_lens import TransformerBridge, TransformerBridgeConfig
 
     cfg = model.cfg
@@ -67,22 +69,29 @@ def to_bridge(model):
     bcfg = TransformerBridgeConfig(
         d_model=cfg.d_model, d_head=cfg.d_head, n_layers=cfg.n_layers, n_ctx=cfg.n_ctx, n_heads=cfg.n_heads,
         d_mlp=cfg.d_mlp, d_vocab=cfg.d_vocab, d_vocab_out=cfg.d_vocab_out,
-        act_fn=cfg.act_fn, normalization_type=None, positional_embedding_type="standard",
-        attention_dir="causal" if cfg.causal else "bidirectional",
+        act_fn=cfg.act_fn, normalization_type=cfg.normalization_type, eps=cfg.eps, attn_only=cfg.attn_only,
+        positional_embedding_type="standard", attention_dir="causal" if cfg.causal else "bidirectional",
     )
     bridge = TransformerBridge.boot_native(bcfg)
     state = {"embed.weight": model.W_E, "pos_embed.weight": model.W_pos, "unembed.weight": model.W_U.T,
              "unembed.bias": model.b_U}
+    ln = {"ln_final": model.ln_final} if cfg.normalization_type == "LN" else {}  # LNPre has no weights
     for i, b in enumerate(model.blocks):
-        a, m, pre = b.attn, b.mlp, f"blocks.{i}."
+        a, pre = b.attn, f"blocks.{i}."
+        if cfg.normalization_type == "LN":
+            ln.update({pre + "ln1": b.ln1, **({} if cfg.attn_only else {pre + "ln2": b.ln2})})
         for name in "QKV":
             W, bias = getattr(a, f"W_{name}"), getattr(a, f"b_{name}")
             state[pre + f"attn.{name.lower()}.weight"] = einops.rearrange(W, "h d e -> (h e) d")
             state[pre + f"attn.{name.lower()}.bias"] = einops.rearrange(bias, "h e -> (h e)")
         state[pre + "attn.o.weight"] = einops.rearrange(a.W_O, "h e d -> d (h e)")
         state[pre + "attn.o.bias"] = a.b_O
-        state[pre + "mlp.in.weight"], state[pre + "mlp.in.bias"] = m.W_in.T, m.b_in
-        state[pre + "mlp.out.weight"], state[pre + "mlp.out.bias"] = m.W_out.T, m.b_out
+        if not cfg.attn_only:
+            m = b.mlp
+            state[pre + "mlp.in.weight"], state[pre + "mlp.in.bias"] = m.W_in.T, m.b_in
+            state[pre + "mlp.out.weight"], state[pre + "mlp.out.bias"] = m.W_out.T, m.b_out
+    for name, norm in ln.items():  # TransformerLens's LayerNorm w, b are the bridge's weight, bias
+        state[name + ".weight"], state[name + ".bias"] = norm.w, norm.b
     target = bridge.state_dict()
     missing = sorted(set(target) - set(state))
     if missing:

@@ -27,6 +27,12 @@ WARMUPS = ("nanda", "zhong")
 # (interp.batched.pair_logits: the same function from token tables, ~1.4x cheaper steps on nanda, other
 # float rounding; one-layer models only, others use the model's forward).
 FORWARDS = ("model", "tables")
+# LayerNorm as TransformerLens computes it (REFERENCES §5): None (no LayerNorm: Nanda's and Clock/Pizza's
+# models), "LN" (centre, divide by sqrt(var + eps), times w plus b) or "LNPre" (the same without w, b).
+NORMALIZATIONS = (None, "LN", "LNPre")
+# Fields added after checkpoints were first written: to_dict leaves them out at their default, so a model
+# without them serialises (checkpoint metadata, run.json, sweep tables) exactly as before.
+_OMIT_AT_DEFAULT = {"normalization_type": None, "eps": 1e-5, "attn_only": False}
 
 
 def _show(v) -> str:
@@ -97,7 +103,8 @@ class ModelConfig(_Config):
     """Shape of a one-layer (or deeper) modular-addition transformer.
 
     Covers Nanda et al. (`[a, b, =]`, causal) and Clock/Pizza (`[a, b]`, no mask, attention
-    rate alpha). The output vocabulary is always the p residues.
+    rate alpha), and models trained with TransformerLens's defaults (LayerNorm, attention-only).
+    The output vocabulary is always the p residues.
     """
 
     p: int = 113  # modulus: the task is (a + b) mod p
@@ -113,6 +120,9 @@ class ModelConfig(_Config):
     causal: bool = True  # causal attention mask (Nanda); Clock/Pizza has none
     biases: str = "none"  # which biases are trained: none (frozen at 0), mlp, all
     init: str = "nanda"  # weight initialisation, see INITS
+    normalization_type: str | None = None  # LayerNorm before attention, MLP and unembedding, see NORMALIZATIONS
+    eps: float = 1e-5  # LayerNorm's epsilon (TransformerLens's name and default)
+    attn_only: bool = False  # no MLP (TransformerLens's attn_only); d_mlp and act_fn are then unused
 
     def __post_init__(self):
         _int(self, "p", 2)
@@ -129,6 +139,15 @@ class ModelConfig(_Config):
             raise ConfigError(f"ModelConfig.biases must be one of {BIASES}, got {_show(self.biases)}")
         if self.init not in INITS:
             raise ConfigError(f"ModelConfig.init must be one of {INITS}, got {_show(self.init)}")
+        if self.normalization_type not in NORMALIZATIONS:
+            raise ConfigError(f"ModelConfig.normalization_type must be one of {NORMALIZATIONS}, "
+                              f"got {_show(self.normalization_type)}")
+        _float(self, "eps", 0.0, 1.0, lo_open=True)
+        _bool(self, "attn_only")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        return {k: v for k, v in d.items() if k not in _OMIT_AT_DEFAULT or v != _OMIT_AT_DEFAULT[k]}
 
     @classmethod
     def with_width(cls, d_model: int, **kw) -> "ModelConfig":

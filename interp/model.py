@@ -4,7 +4,8 @@ Parameters carry HookedTransformer's names and shapes (`embed.W_E` [d_vocab, d_m
 `blocks.0.attn.W_Q` [n_heads, d_model, d_head], ...), so HookedTransformer state dicts load
 unchanged, and the hook names are TransformerLens's (`blocks.0.attn.hook_pattern`,
 `blocks.0.mlp.hook_post`, ...), so `run_with_cache` gives a cache where `cache["pattern", 0]`
-works. No LayerNorm. Attention rate alpha (Zhong et al. 2023):
+works. LayerNorm only where cfg.normalization_type asks for it (`ln1`, `ln2`, `ln_final`, as
+HookedTransformer's; none by default), no MLP with cfg.attn_only. Attention rate alpha (Zhong et al. 2023):
     pattern = alpha * softmax(QK^T / sqrt(d_head)) + (1 - alpha) * J
 with J all ones over the positions a query may see (alpha = 0: constant attention).
 """
@@ -30,13 +31,52 @@ except ImportError:  # TransformerLens 2.x / 3.x
 
 from interp.config import ModelConfig
 from interp.data import labels_for
-from interp.errors import ConfigError
+from interp.errors import ConfigError, InterpError
 
 RETURN_TYPES = ("logits", "loss", "both", None)
 
 
 def _param(*shape: int) -> nn.Parameter:
     return nn.Parameter(torch.empty(*shape))
+
+
+def loss_fn(logits: Tensor, labels: Tensor) -> Tensor:
+    """Cross-entropy of logits [n, d_vocab_out] against labels [n] in float64, a 0-dim tensor (as the
+    references): float32 log-softmax underflows late in training. Here, not in interp.training, so the
+    model's own loss knows nothing of how it is trained; interp.training re-exports it."""
+    return F.cross_entropy(logits.to(torch.float64), labels)
+
+
+class NoMLPError(InterpError, ValueError):
+    """An analysis or weight view that needs the MLP, asked of an attention-only model."""
+
+
+class LayerNorm(nn.Module):
+    """TransformerLens's LayerNorm: x - mean(x), divided by scale = sqrt(mean((x - mean)^2) + eps)
+    (`hook_scale`, [batch, pos, 1]), then times w plus b ("LN"; "LNPre" has no w, b), `hook_normalized`
+    [batch, pos, d_model]. The same operations in the same order as TransformerLens, so the logits agree
+    to the last bits."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.eps = cfg.eps
+        if cfg.normalization_type == "LN":
+            self.w, self.b = _param(cfg.d_model), _param(cfg.d_model)
+        else:
+            self.w = self.b = None
+        self.hook_scale, self.hook_normalized = HookPoint(), HookPoint()
+
+    def forward(self, x: Tensor) -> Tensor:  # [batch, pos, d_model] -> [batch, pos, d_model]
+        x = x - x.mean(-1, keepdim=True)
+        scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
+        x = x / scale
+        return self.hook_normalized(x if self.w is None else x * self.w + self.b)
+
+
+def _norm(cfg: ModelConfig) -> nn.Module:
+    """The normalisation a block or the unembedding applies first: identity without LayerNorm (as
+    HookedTransformer), so such a model has the same parameters, hooks and numbers as before."""
+    return LayerNorm(cfg) if cfg.normalization_type else nn.Identity()
 
 
 class Embed(nn.Module):
@@ -135,17 +175,30 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
+    """resid_pre -> + attn(ln1(.)) -> resid_mid -> + mlp(ln2(.)) -> resid_post, as HookedTransformer's block;
+    attention-only (cfg.attn_only): resid_pre -> + attn(ln1(.)) -> resid_post, with no MLP, ln2, resid_mid
+    or mlp_out (HookedTransformer's attn_only block)."""
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.attn, self.mlp = Attention(cfg), MLP(cfg)
-        for name in ("resid_pre", "attn_out", "resid_mid", "mlp_out", "resid_post"):
+        self.ln1, self.attn = _norm(cfg), Attention(cfg)
+        if not cfg.attn_only:
+            self.ln2, self.mlp = _norm(cfg), MLP(cfg)
+        names = ("resid_pre", "attn_out", "resid_post") if cfg.attn_only else (
+            "resid_pre", "attn_out", "resid_mid", "mlp_out", "resid_post")
+        for name in names:
             setattr(self, f"hook_{name}", HookPoint())
 
     def forward(self, resid: Tensor, last_only: bool = False) -> Tensor:
+        """resid [batch, pos, d_model] -> [batch, q_pos, d_model]; q_pos = 1 when last_only (LayerNorm is
+        per position, so the keys see every position's normalised input either way)."""
         resid = self.hook_resid_pre(resid)
-        attn_out = self.hook_attn_out(self.attn(resid, last_only))
-        resid = self.hook_resid_mid((resid[:, -1:] if last_only else resid) + attn_out)
-        return self.hook_resid_post(resid + self.hook_mlp_out(self.mlp(resid)))
+        attn_out = self.hook_attn_out(self.attn(self.ln1(resid), last_only))
+        resid = (resid[:, -1:] if last_only else resid) + attn_out
+        if not hasattr(self, "mlp"):
+            return self.hook_resid_post(resid)
+        resid = self.hook_resid_mid(resid)
+        return self.hook_resid_post(resid + self.hook_mlp_out(self.mlp(self.ln2(resid))))
 
 
 class Unembed(nn.Module):
@@ -171,6 +224,7 @@ class Transformer(HookedRootModule):
         self.embed, self.hook_embed = Embed(cfg), HookPoint()
         self.pos_embed, self.hook_pos_embed = PosEmbed(cfg), HookPoint()
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layers)])
+        self.ln_final = _norm(cfg)
         self.unembed = Unembed(cfg)
         self.setup()
         if seed is not None:
@@ -179,10 +233,13 @@ class Transformer(HookedRootModule):
     @torch.no_grad()
     def init_weights(self, seed: int) -> None:
         """cfg.init "nanda": N(0, 1/d_model) for every matrix, W_U N(0, 1/d_vocab); biases 0 (Nanda et al.).
-        "zhong": the same but W_in N(0, 1/d_mlp) (Zhong et al.'s code; config.INITS)."""
+        "zhong": the same but W_in N(0, 1/d_mlp) (Zhong et al.'s code; config.INITS). LayerNorm w = 1, b = 0
+        (as TransformerLens), drawing nothing: the other weights are those of the same seed without LayerNorm."""
         g = torch.Generator().manual_seed(seed)
         for name, p in self.named_parameters():
-            if name.split(".")[-1].startswith("b_"):
+            if isinstance(self.get_submodule(name.rsplit(".", 1)[0]), LayerNorm):
+                p.fill_(1.0 if name.endswith(".w") else 0.0)
+            elif name.split(".")[-1].startswith("b_"):
                 p.zero_()
             else:
                 fan = {"unembed.W_U": self.cfg.d_vocab}.get(name, self.cfg.d_model)
@@ -216,7 +273,7 @@ class Transformer(HookedRootModule):
         resid = self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(self.pos_embed(tokens))
         for i, block in enumerate(self.blocks):
             resid = block(resid, last_only and i == len(self.blocks) - 1)
-        logits = self.unembed(resid)
+        logits = self.unembed(self.ln_final(resid))
         if return_type == "logits":
             return logits
         if return_type is None:
@@ -234,8 +291,6 @@ class Transformer(HookedRootModule):
     def loss(self, logits: Tensor, tokens: Tensor, per_token: bool = False) -> Tensor:
         """The training loss of logits [batch, pos, d_vocab_out] at the last position: a 0-dim float64
         tensor, or [batch] with per_token."""
-        from interp.training import loss_fn  # training imports this module: import at call time
-
         labels = self.labels(tokens)
         if per_token:
             return F.cross_entropy(logits[:, -1].to(torch.float64), labels, reduction="none")
@@ -253,6 +308,8 @@ class Transformer(HookedRootModule):
 
     # TransformerLens-style weight views, stacked over layers where TL stacks them.
     def _stack(self, part: str, name: str) -> Tensor:
+        if part == "mlp" and self.cfg.attn_only:
+            raise NoMLPError(f"{name}: this is an attention-only model (attn_only), it has no MLP")
         return torch.stack([getattr(getattr(b, part), name) for b in self.blocks])
 
     W_E = property(lambda self: self.embed.W_E)  # [d_vocab, d_model]
@@ -302,7 +359,7 @@ class Transformer(HookedRootModule):
         mlp_input adds layer `layer`'s b_O."""
         total = torch.zeros(self.cfg.d_model, dtype=self.W_U.dtype)
         for block in self.blocks[:layer]:
-            total = total + block.attn.b_O + (block.mlp.b_out if include_mlp_biases else 0)
+            total = total + block.attn.b_O + (block.mlp.b_out if include_mlp_biases and not self.cfg.attn_only else 0)
         if mlp_input and layer < len(self.blocks):
             total = total + self.blocks[layer].attn.b_O
         return total
@@ -335,8 +392,10 @@ class Transformer(HookedRootModule):
         return to_bridge(self)
 
 
-TL_CONFIG_DEFAULTS = {  # HookedTransformerConfig fields that ModelConfig does not carry, as this model has them
-    "attn_only": False, "normalization_type": None, "final_rms": False, "use_attn_result": False,
+# HookedTransformerConfig fields that ModelConfig does not carry, as this model has them (normalization_type,
+# attn_only and eps are ModelConfig fields: ActivationCache's apply_ln_to_stack and decompose_resid read the real ones)
+TL_CONFIG_DEFAULTS = {
+    "final_rms": False, "use_attn_result": False,
     "positional_embedding_type": "standard", "parallel_attn_mlp": False, "original_architecture": "interp",
 }
 

@@ -112,7 +112,7 @@ class Setting:
 
 
 # Fields whose values form a fixed set (interp/config.py holds the sets).
-_CHOICES = {"act_fn": config.ACT_FNS, "biases": config.BIASES}
+_CHOICES = {"act_fn": config.ACT_FNS, "biases": config.BIASES, "normalization_type": config.NORMALIZATIONS}
 
 
 def _field_comments(cls) -> dict[str, str]:
@@ -162,7 +162,7 @@ def parse_value(name: str, text: str) -> Any:
             return float(text)
         if kind == "bool":
             return {"true": True, "false": False, "1": True, "0": False}[text.lower()]
-        if kind == "str":
+        if kind in ("str", "str | None"):
             return text
         if kind.startswith("tuple[float"):
             return tuple(float(v) for v in text.split(":"))

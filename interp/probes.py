@@ -35,6 +35,11 @@ def _check_layer(model, layer: int) -> int:
     return layer % n
 
 
+def _check_mlp(model, what: str) -> None:
+    if model.cfg.attn_only:
+        raise ProbeError(f"{what} needs the MLP; this is an attention-only model (attn_only): it has none")
+
+
 def _check_freqs(p: int, freqs) -> list[int]:
     freqs = sorted({int(k) for k in freqs})
     bad = [k for k in freqs if not 1 <= k <= fourier.n_freqs(p)]
@@ -95,7 +100,7 @@ class AttentionProbe(HTMLRepr):
 
 @torch.no_grad()
 def attention(model, layer: int = 0) -> AttentionProbe:
-    """Per head, the attention paid by the last position to a and to b, as maps over (a, b)."""
+    """Per head of block `layer`, the attention paid by the last position to a and to b, as maps over (a, b)."""
     hook = f"blocks.{_check_layer(model, layer)}.attn.hook_pattern"
     _, cache = run_all_inputs(model, [hook])
     last = cache[hook][:, :, -1]  # [p*p, n_heads, k_pos]
@@ -150,7 +155,9 @@ class NeuronProbe(HTMLRepr):
 
 @torch.no_grad()
 def neurons(model, layer: int = 0, threshold: float = 0.85) -> NeuronProbe:
-    """MLP neurons as maps over (a, b), their spectra, FVE per frequency and frequency clusters."""
+    """MLP neurons of block `layer` as maps over (a, b), their spectra, FVE per frequency and frequency
+    clusters. Refused (ProbeError) on an attention-only model."""
+    _check_mlp(model, "probes.neurons")
     if not 0 < threshold <= 1:
         raise ProbeError(f"threshold must be in (0, 1], got {threshold!r}")
     hook = f"blocks.{_check_layer(model, layer)}.mlp.hook_post"
@@ -193,9 +200,11 @@ def clock_fit(logits: Tensor, freqs: list[int]) -> tuple[Tensor, Tensor]:
 class LogitProbe(HTMLRepr):
     logits: Tensor  # [p_a, p_b, p_c] last-position logits
     fourier: Tensor  # [p, p, p_c] 2-D Fourier transform over (a, b), per output c
-    W_L: Tensor  # [d_mlp, p_c] = W_out[layer] @ W_U: neuron -> logit map
-    W_L_fourier: Tensor  # [d_mlp, p] W_L in the Fourier basis of the output c
-    W_L_freq_norms: Tensor  # [K] norm of W_L's (cos k, sin k) output components, index k - 1
+    # W_L = W_out[layer] @ W_U, the neuron -> logit map (ln_final's scale left out, as TransformerLens's folded
+    # view); None on an attention-only model, which has no neurons
+    W_L: Tensor | None  # [d_mlp, p_c]
+    W_L_fourier: Tensor | None  # [d_mlp, p] W_L in the Fourier basis of the output c
+    W_L_freq_norms: Tensor | None  # [K] norm of W_L's (cos k, sin k) output components, index k - 1
     key_freqs: list[int]
     alpha: Tensor  # [n_keys] coefficients of cos(w_k (a + b - c))
     fve_per_freq: Tensor  # [n_keys] fraction of centred-logit variance each term explains
@@ -205,19 +214,21 @@ class LogitProbe(HTMLRepr):
 @torch.no_grad()
 def logits(model, freqs: list[int] | None = None, layer: int = -1) -> LogitProbe:
     """The logits over all inputs in the Fourier basis, W_L, and the fit by the clock terms
-    cos(w_k (a + b - c)) of the key frequencies (default: `fourier.key_frequencies(model)`)."""
+    cos(w_k (a + b - c)) of the key frequencies (default: `fourier.key_frequencies(model)`); W_L of block
+    `layer` (None without an MLP)."""
     p = model.cfg.p
     keys = fourier.key_frequencies(model) if freqs is None else _check_freqs(p, freqs)
+    layer = _check_layer(model, layer)
     last, _ = run_all_inputs(model, [])
     L = rearrange(last.double(), "(a b) c -> a b c", a=p, b=p)
-    W_L = (model.W_out[_check_layer(model, layer)] @ model.W_U).detach().double()
+    W_L = None if model.cfg.attn_only else (model.W_out[layer] @ model.W_U).detach().double()
     alpha, fve = clock_fit(L, keys)
     return LogitProbe(
         logits=L,
         fourier=rearrange(fourier.fft2d(rearrange(L, "a b c -> c a b")), "c i j -> i j c"),
         W_L=W_L,
-        W_L_fourier=fourier.fft1d(W_L, dim=-1),
-        W_L_freq_norms=fourier.frequency_norms(W_L.T),
+        W_L_fourier=None if W_L is None else fourier.fft1d(W_L, dim=-1),
+        W_L_freq_norms=None if W_L is None else fourier.frequency_norms(W_L.T),
         key_freqs=keys,
         alpha=alpha,
         fve_per_freq=fve,

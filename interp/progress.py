@@ -148,14 +148,19 @@ def logit_measures(logits: Tensor, freqs: list[int], train_idx: Tensor, test_idx
 
 
 def stacked_weight_measures(params: dict[str, Tensor], p: int) -> dict[str, Tensor]:
-    """Gini of the Fourier component norms of W_E[:p] and of W_L, and the sum of squared weights, of
-    stacked models: params {name: [S, ...]} (`batched.stack_states`) -> {name: [S]}."""
+    """Gini of the Fourier component norms of W_E[:p] and of W_L (NaN without an MLP), and the sum of squared
+    weights, of stacked models: params {name: [S, ...]} (`batched.stack_states`) -> {name: [S]}."""
     W_E = params["embed.W_E"][:, :p].double()
     n_layers = 1 + max(int(k.split(".")[1]) for k in params if k.startswith("blocks."))
-    W_L = params[f"blocks.{n_layers - 1}.mlp.W_out"].double() @ params["unembed.W_U"].double()  # [S, d_mlp, p]
+    W_out = params.get(f"blocks.{n_layers - 1}.mlp.W_out")
+    if W_out is None:  # attention-only: no neurons, so no W_L; NaN (a gap in the plot), the other measures stand
+        gini_W_L = torch.full((W_E.shape[0],), float("nan"), dtype=torch.float64, device=W_E.device)
+    else:
+        W_L = W_out.double() @ params["unembed.W_U"].double()  # [S, d_mlp, p]
+        gini_W_L = gini(fourier.component_norms(W_L.transpose(1, 2)))
     return {
         "gini_W_E": gini(fourier.component_norms(W_E)),
-        "gini_W_L": gini(fourier.component_norms(W_L.transpose(1, 2))),
+        "gini_W_L": gini_W_L,
         "sum_sq_weights": sum(v.double().square().flatten(1).sum(1) for v in params.values() if v.is_floating_point()),
     }
 

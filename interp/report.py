@@ -259,6 +259,16 @@ def _load(path_or_model, config, device):
     return model, C.classify_model(model), "model"
 
 
+def _of_layer(layer: int, n_layers: int) -> str:
+    """A section or figure title's layer suffix: none on a one-layer model (its page reads as it always did)."""
+    return f", layer {layer}" if n_layers > 1 else ""
+
+
+def _titled(fig, layer: int, n_layers: int):
+    """The figure with its layer in the title (Report.figures then names each layer's figure)."""
+    return fig.update_layout(title=(fig.layout.title.text or "") + _of_layer(layer, n_layers)) if n_layers > 1 else fig
+
+
 def _model_sections(page: _Page, model, c: C.Classification, notes: list[str]) -> None:
     keys = c.key_frequencies
     emb = probes.embedding(model, freqs=keys)
@@ -280,15 +290,22 @@ def _model_sections(page: _Page, model, c: C.Classification, notes: list[str]) -
         page.figure(plots.circles(emb))
     else:
         notes.append("embedding circles: no key frequencies")
-    page.section("Attention", "Attention from the last position to a, per head, over all (a, b). Constant attention "
-                 "(attention rate 0) is the pizza regime; standard attention usually gives clocks.")
-    page.figure(plots.attention_maps(probes.attention(model), to="a"))
-    neu = probes.neurons(model)
-    page.section("Neurons", "MLP neurons grouped by the frequency that explains ≥ "
-                 f"{neu.threshold:g} of their activation map's variance, and the map of the first neuron of each cluster.")
-    page.figure(plots.neuron_clusters(neu))
-    chosen = [int(v[0]) for v in neu.clusters.values()][:MAX_NEURONS] or list(range(min(4, neu.maps.shape[0])))
-    page.figure(plots.neuron_maps(neu, neurons=chosen))
+    n_layers = model.cfg.n_layers
+    for layer in range(n_layers):  # every block's attention and neurons; a one-layer page is as before
+        page.section("Attention" + _of_layer(layer, n_layers), "Attention from the last position to a, per head, over "
+                     "all (a, b). Constant attention (attention rate 0) is the pizza regime; standard attention usually "
+                     "gives clocks.")
+        page.figure(_titled(plots.attention_maps(probes.attention(model, layer=layer), to="a"), layer, n_layers))
+    if model.cfg.attn_only:
+        notes.append("neurons: an attention-only model (attn_only) has no MLP")
+    for layer in range(0 if model.cfg.attn_only else n_layers):
+        neu = probes.neurons(model, layer=layer)
+        page.section("Neurons" + _of_layer(layer, n_layers), "MLP neurons grouped by the frequency that explains ≥ "
+                     f"{neu.threshold:g} of their activation map's variance, and the map of the first neuron of each "
+                     "cluster.")
+        page.figure(_titled(plots.neuron_clusters(neu), layer, n_layers))
+        chosen = [int(v[0]) for v in neu.clusters.values()][:MAX_NEURONS] or list(range(min(4, neu.maps.shape[0])))
+        page.figure(_titled(plots.neuron_maps(neu, neurons=chosen), layer, n_layers))
     page.section("Logit spectrum", "The logits over (a, b) in the 2-D Fourier basis, norm over outputs: the clock terms "
                  "cos(w(a + b − c)) of the key frequencies light up the cos/sin diagonal blocks.")
     page.figure(plots.logit_spectrum(probes.logits(model, freqs=keys)))

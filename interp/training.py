@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
 from interp.display import HTMLRepr, tqdm
@@ -39,16 +38,11 @@ from interp.config import ModelConfig, TrainConfig
 from interp.data import Dataset, make_dataset
 from interp.device import resolve_device
 from interp.errors import CheckpointError, ConfigError, RunDirError
-from interp.model import Transformer
+from interp.model import Transformer, loss_fn  # loss_fn re-exported: interp.training.loss_fn stays importable
 from interp.optim import AdamW
 from interp.resources import check_memory
 from interp.safeio import MAX_HISTORY_BYTES, read_json_file
 from interp.stopping import clean_reason
-
-
-def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy in float64 (as the references): float32 log-softmax underflows late in training."""
-    return F.cross_entropy(logits.to(torch.float64), labels)
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -147,7 +147,8 @@ def test_safetensors_files_in_either_layout(tmp_path):
     assert_same_logits(interp.load(tmp_path / "cp.safetensors"), legacy)
 
 
-def test_layer_norm_models_are_refused_by_name(tmp_path):
+def test_a_layer_norm_without_its_block_norms_is_refused_by_name(tmp_path):
+    """ln_final alone is no TransformerLens LayerNorm model (ln1 says "LN"): its weights are named as unexpected."""
     sd = make_model(eq_token=True).state_dict()
     sd["ln_final.w"] = torch.ones(16)
     sd["ln_final.b"] = torch.zeros(16)

@@ -53,3 +53,56 @@ def test_to_bridge_names_the_version_it_needs():
         pytest.skip("TransformerLens 3 has TransformerBridge")
     with pytest.raises(InterpError, match=r"^to_bridge\(\) needs TransformerLens >= 4\.0 .*; installed: transformer-lens 2\."):
         Transformer(NANDA, seed=0).to_bridge()
+
+
+# ---- models trained with HookedTransformerConfig's defaults (LayerNorm), saved as the Grokking demo saves ----
+def _train_default_hooked_transformer(p: int, **kw) -> tuple:
+    """HookedTransformerConfig's defaults (normalization_type "LN", d_vocab_out = d_vocab = p + 1 with `=`),
+    trained a few full-batch AdamW steps with plain torch on (a + b) mod p: biases and LayerNorm weights move."""
+    from transformer_lens import HookedTransformerConfig
+
+    shape = dict(n_layers=1, d_model=32, n_ctx=3, d_head=8, n_heads=4, d_mlp=64, d_vocab=p + 1, act_fn="relu", seed=0)
+    ht = HookedTransformer(HookedTransformerConfig(**{**shape, **kw}))
+    a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
+    x = torch.stack([a.flatten(), b.flatten(), torch.full((p * p,), p)], 1)
+    opt = torch.optim.AdamW(ht.parameters(), lr=1e-2, weight_decay=1.0, betas=(0.9, 0.98))
+    for _ in range(5):
+        loss = torch.nn.functional.cross_entropy(ht(x)[:, -1], (x[:, 0] + x[:, 1]) % p)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return ht.eval(), x
+
+
+@pytest.mark.parametrize("kw", [{}, {"n_layers": 2}, {"attn_only": True}, {"normalization_type": "LNPre"}],
+                         ids=["default-LN", "two-layers", "attn-only", "LNPre"])
+def test_a_default_config_hooked_transformer_saved_as_the_demo_loads_and_exports_back(tmp_path, kw):
+    import numpy as np
+
+    import interp
+
+    p = 11
+    ht, x = _train_default_hooked_transformer(p, **kw)
+    assert ht.cfg.normalization_type == kw.get("normalization_type", "LN") and ht.cfg.d_vocab_out == p + 1
+    sd = ht.state_dict()
+    torch.save({"model": sd, "config": ht.cfg, "checkpoints": [sd], "checkpoint_epochs": [0], "train_losses": [2.4],
+                "test_losses": [2.4], "train_indices": np.arange(40), "test_indices": np.arange(40, p * p)},
+               tmp_path / "grokking_demo.pth")
+    ours = interp.load(tmp_path / "grokking_demo.pth")
+    assert (ours.cfg.normalization_type, ours.cfg.attn_only, ours.cfg.n_layers) == (
+        ht.cfg.normalization_type, ht.cfg.attn_only, ht.cfg.n_layers)
+    with torch.no_grad():
+        theirs = ht(x)[..., :p]  # the p answers; the `=` output is never a label
+        assert (ours(x) - theirs).abs().max() <= 1e-5
+        _, their_cache = ht.run_with_cache(x)
+        _, our_cache = ours.run_with_cache(x)
+    ln = [] if ht.cfg.normalization_type is None else ["blocks.0.ln1.hook_scale", "ln_final.hook_normalized"]
+    for name in ln + ["blocks.0.attn.hook_pattern", "blocks.0.hook_resid_post"]:
+        assert torch.allclose(their_cache[name], our_cache[name], atol=1e-5), name
+    back = ours.to_hooked_transformer()
+    assert back.cfg.normalization_type == ht.cfg.normalization_type and back.cfg.attn_only == ht.cfg.attn_only
+    for k, v in back.state_dict().items():
+        want = sd[k][..., :p] if k.startswith("unembed.") else sd[k]
+        assert torch.equal(v, want), k
+    with torch.no_grad():
+        assert (back(x) - theirs).abs().max() <= 1e-5

@@ -7,11 +7,11 @@ uses `interp.checkpoints` (our format), which knows nothing of the others.
 
 Formats (README "Loading checkpoints"):
 - `ours`: our safetensors checkpoints and run directories;
-- `hooked`: TransformerLens HookedTransformer state dicts, alone, in the Grokking demo's file (with
+- `hooked`: TransformerLens HookedTransformer state dicts (LayerNorm and attn_only included), alone, in the Grokking demo's file (with
   its pickled HookedTransformerConfig, numpy fields and all) or as `{"state_dict": ...}`;
 - `legacy`: Nanda's original and the Clock/Pizza authors' layout, alone (`model_<run>.pt`), in
   Nanda's, the progress-measures trainer's or ARENA's run files;
-- `bridge`: TransformerLens 4 TransformerBridge state dicts (both key spellings);
+- `bridge`: TransformerLens 4 TransformerBridge state dicts (both key spellings, LayerNorm included);
 each as `.pt`/`.pth` or `.safetensors` (`pickles` reads `.pt` files without running them). The
 config comes from, in order: the `config` argument (a JSON file, a dict or a ModelConfig), a
 sidecar JSON (`configs.sidecar_candidates`), a config stored in the file, and the weights' shapes.
@@ -110,9 +110,6 @@ def _reader(state: dict, source: str):
     for reader in READERS:
         if reader.detect(state):
             return reader
-    ln = [k for k in state if k.startswith("ln") or ".ln" in k]
-    if ln:
-        raise CheckpointError(f"{source}: the model has LayerNorm ({brief(ln[0])}); interp models have none")
     keys = ", ".join(brief(k, width=40) for k in list(state)[:4])
     raise CheckpointError(f"{source}: a state dict in no known layout (keys {keys}{' ...' if len(state) > 4 else ''}); "
                           f"{SUPPORTED}")

@@ -3,7 +3,8 @@
 `embed.weight` [d_vocab, d_model], `pos_embed.weight` [n_ctx, d_model], `blocks.{l}.attn.{q,k,v}.weight`
 [n_heads * d_head, d_model] (heads flattened head-major) and `.bias`, `attn.o.weight` [d_model,
 n_heads * d_head], `mlp.in.weight` [d_mlp, d_model], `mlp.out.weight` [d_model, d_mlp] (+ biases),
-`unembed.weight` [d_vocab_out, d_model], `unembed.bias`. The wrapped module's own state dict names the
+`unembed.weight` [d_vocab_out, d_model], `unembed.bias`; with LayerNorm `blocks.{l}.ln1.weight`, `.bias`,
+`ln2.*`, `ln_final.*` [d_model] (TransformerLens's w, b); no `mlp.*` with attn_only. The wrapped module's own state dict names the
 same tensors with `_original_component` in the path (and `tok_embed`, `pos`, `layers`, `head`,
 `fc_in`, `fc_out`); both spellings are read. No config is stored and n_heads cannot be read from the
 shapes, so the `TransformerBridgeConfig` fields come as JSON (a sidecar or `--config`).
@@ -22,6 +23,7 @@ NAME = "TransformerLens 4 TransformerBridge layout"
 _TOP = {"tok_embed": "embed", "pos": "pos_embed", "layers": "blocks", "head": "unembed"}  # the native module's names
 _MLP = {"fc_in": "in", "fc_out": "out"}
 _PARTS = {"attn.q", "attn.k", "attn.v", "attn.o", "mlp.in", "mlp.out"}
+_LN = {"ln1", "ln2"}  # per block; `ln_final` before the unembedding
 
 
 def _name(key: str) -> str:
@@ -43,6 +45,12 @@ def normalise(state: dict, source: str) -> dict:
             raise CheckpointError(f"{source}: {brief(k)} and another key both name {brief(name)} with different values")
         out[name] = v
     return out
+
+
+def _is_ln(key: str) -> bool:
+    """A LayerNorm weight or bias (`blocks.{l}.ln1.weight`, `ln_final.bias`), by its normalised name."""
+    name = key.rpartition(".")[0]
+    return name == "ln_final" or name.rpartition(".")[2] in _LN
 
 
 def detect(state: dict) -> bool:
@@ -74,22 +82,25 @@ def _n_heads(hints: Hints, rows: int, source: str) -> int:
 
 def read(state: dict, hints: Hints, what: str, source: str) -> Weights:
     state = normalise(state, source)
-    ln = sorted(k for k in state if any(part.startswith("ln") for part in k.split(".")))
-    if ln:
-        raise CheckpointError(f"{source}: the model has LayerNorm ({brief(ln[0])}); interp models have none")
     n_layers = n_layers_of(state, source)
-    top = {"embed.weight", "pos_embed.weight", "unembed.weight"}
-    known = top | {"unembed.bias"} | {f"blocks.{l}.{p}.{w}" for l in range(n_layers) for p in _PARTS for w in ("weight", "bias")}
+    # No MLP weights: attn_only; LayerNorm weights (ln1, ln2, ln_final): normalization_type "LN" (build_model
+    # infers both from what is here and checks them against the config).
+    parts = _PARTS - ({"mlp.in", "mlp.out"} if "blocks.0.mlp.in.weight" not in state else set())
+    ln_parts = _LN if "blocks.0.ln1.weight" in state else set()
+    top = {"embed.weight", "pos_embed.weight", "unembed.weight"} | ({"ln_final.weight"} if ln_parts else set())
+    known = top | {"unembed.bias", "ln_final.bias"} | {
+        f"blocks.{l}.{p}.{w}" for l in range(n_layers) for p in parts | _LN for w in ("weight", "bias")}
     extra = sorted(set(state) - known)
     if extra:
         raise CheckpointError(f"{source}: unexpected weights for the {NAME}: {', '.join(brief(k) for k in extra[:4])}")
-    missing = sorted((top | {f"blocks.{l}.{p}.weight" for l in range(n_layers) for p in _PARTS}) - set(state))
+    required = parts | (ln_parts - ({"ln2"} if "mlp.in" not in parts else set()))
+    missing = sorted((top | {f"blocks.{l}.{p}.weight" for l in range(n_layers) for p in required}) - set(state))
     if missing:
         raise CheckpointError(f"{source}: the {NAME} misses {', '.join(missing[:4])}")
     for k, v in state.items():
-        if v.dim() != (1 if k.endswith("bias") else 2):
-            raise CheckpointError(f"{source}: {k} has shape {list(v.shape)}; the {NAME} needs "
-                                  f"{1 if k.endswith('bias') else 2} dimensions")
+        want = 1 if k.endswith("bias") or _is_ln(k) else 2
+        if v.dim() != want:
+            raise CheckpointError(f"{source}: {k} has shape {list(v.shape)}; the {NAME} needs {want} dimensions")
     n_heads = _n_heads(hints, state["blocks.0.attn.q.weight"].shape[0], source)
     W_U = state["unembed.weight"]
     bias = lambda k, n: state.get(f"{k}.bias", torch.zeros(n))  # noqa: E731  (a missing bias is zero)
@@ -104,10 +115,16 @@ def read(state: dict, hints: Hints, what: str, source: str) -> Weights:
                                       f"n_heads={n_heads}")
             out[f"{pre}attn.W_{name.upper()}"] = einops.rearrange(W, "(h e) d -> h d e", h=n_heads)
             out[f"{pre}attn.b_{name.upper()}"] = bias(f"{pre}attn.{name}", W.shape[0]).reshape(n_heads, -1)
-        W_O, W_in, W_out = (state[f"{pre}{k}.weight"] for k in ("attn.o", "mlp.in", "mlp.out"))
+        W_O = state[f"{pre}attn.o.weight"]
         out[f"{pre}attn.W_O"] = einops.rearrange(W_O, "d (h e) -> h e d", h=n_heads)
         out[f"{pre}attn.b_O"] = bias(f"{pre}attn.o", W_O.shape[0])
-        out[f"{pre}mlp.W_in"], out[f"{pre}mlp.b_in"] = W_in.T, bias(f"{pre}mlp.in", W_in.shape[0])
-        out[f"{pre}mlp.W_out"], out[f"{pre}mlp.b_out"] = W_out.T, bias(f"{pre}mlp.out", W_out.shape[0])
+        if "mlp.in" in parts:
+            W_in, W_out = state[f"{pre}mlp.in.weight"], state[f"{pre}mlp.out.weight"]
+            out[f"{pre}mlp.W_in"], out[f"{pre}mlp.b_in"] = W_in.T, bias(f"{pre}mlp.in", W_in.shape[0])
+            out[f"{pre}mlp.W_out"], out[f"{pre}mlp.b_out"] = W_out.T, bias(f"{pre}mlp.out", W_out.shape[0])
+    for k, v in state.items():  # LayerNorm weight, bias -> TransformerLens's w, b
+        if _is_ln(k):
+            name, _, kind = k.rpartition(".")
+            out[f"{name}.{'w' if kind == 'weight' else 'b'}"] = v
     # TransformerBridgeConfig's attention_dir defaults to "causal".
     return Weights(out, hints, f"{what}; {NAME}", causal_default=True)

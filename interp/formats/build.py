@@ -74,9 +74,21 @@ def infer_config(w: Weights, source: str) -> ModelConfig:
     n_layers = n_layers_of(state, source)
     d_vocab, d_model = state["embed.W_E"].shape
     n_heads, _, d_head = state["blocks.0.attn.W_Q"].shape
-    shapes = {"d_model": d_model, "n_heads": n_heads, "d_head": d_head, "d_mlp": state["blocks.0.mlp.W_in"].shape[1],
-              "n_layers": n_layers, "d_vocab": d_vocab, "d_vocab_out": state["unembed.W_U"].shape[1],
-              "n_ctx": state["pos_embed.W_pos"].shape[0]}
+    # No MLP weights: an attention-only model. LayerNorm weights say "LN"; "LNPre" has none, so only a
+    # config can say it. A config that says otherwise than the weights is refused naming its key.
+    has_mlp, has_ln = "blocks.0.mlp.W_in" in state, "blocks.0.ln1.w" in state
+    attn_only = _value(hints, "attn_only", not has_mlp)
+    if attn_only == has_mlp:
+        raise CheckpointError(f"{source}: {hints['attn_only'].where()} but the weights have "
+                              f"{'an MLP (blocks.0.mlp.W_in)' if has_mlp else 'no MLP'}")
+    norm = _value(hints, "normalization_type", "LN" if has_ln else None)
+    if (norm == "LN") != has_ln:
+        raise CheckpointError(f"{source}: {hints['normalization_type'].where()} but the weights have "
+                              f"{'LayerNorm weights (blocks.0.ln1.w)' if has_ln else 'no LayerNorm weights'}")
+    shapes = {"d_model": d_model, "n_heads": n_heads, "d_head": d_head, "n_layers": n_layers, "d_vocab": d_vocab,
+              "d_vocab_out": state["unembed.W_U"].shape[1], "n_ctx": state["pos_embed.W_pos"].shape[0]}
+    if "blocks.0.mlp.W_in" in state:
+        shapes["d_mlp"] = state["blocks.0.mlp.W_in"].shape[1]
     for k, v in shapes.items():
         if k in hints and hints[k].value != v:
             raise CheckpointError(f"{source}: {hints[k].where()} but the weights have {k}={v}")
@@ -98,9 +110,13 @@ def infer_config(w: Weights, source: str) -> ModelConfig:
     else:
         nonzero = {k.split(".")[-1] for k, v in state.items() if k.split(".")[-1].startswith("b_") and bool(v.ne(0).any())}
         biases = "all" if nonzero - {"b_in", "b_out"} else "mlp" if nonzero else "none"
-    values = dict(p=p, d_model=d_model, n_heads=n_heads, d_head=d_head, d_mlp=shapes["d_mlp"], n_layers=n_layers,
+    # d_mlp of an attention-only model is unused: the config's, else ModelConfig's proportion
+    d_mlp = shapes.get("d_mlp", _value(hints, "d_mlp", 4 * d_model))
+    values = dict(p=p, d_model=d_model, n_heads=n_heads, d_head=d_head, d_mlp=d_mlp, n_layers=n_layers,
                   act_fn=_value(hints, "act_fn", "relu"), attn_rate=_value(hints, "attn_rate", 1.0), eq_token=eq,
-                  diff_vocab=diff, causal=_value(hints, "causal", w.causal_default), biases=biases)
+                  diff_vocab=diff, causal=_value(hints, "causal", w.causal_default), biases=biases,
+                  # eps only with LayerNorm: another project's `eps` may be its optimiser's
+                  normalization_type=norm, eps=_value(hints, "eps", 1e-5) if norm else 1e-5, attn_only=attn_only)
     try:
         return ModelConfig(**values)
     except ConfigError as e:

@@ -33,14 +33,15 @@ KEYS = {
     "attn_rate": ("attn_rate", "float"), "attn_coeff": ("attn_rate", "float"),
     "eq_token": ("eq_token", "bool"), "eqn_sign": ("eq_token", "bool"), "diff_vocab": ("diff_vocab", "bool"),
     "causal": ("causal", "bool"), "biases": ("biases", "str"),
+    # HookedTransformerConfig / TransformerBridgeConfig names, which are also ours
+    "normalization_type": ("normalization_type", "norm"), "eps": ("eps", "float"), "attn_only": ("attn_only", "bool"),
 }
 # TransformerLens writes -1 for "not set" in these (e.g. TransformerBridgeConfig's n_heads default)
 UNSET_IF_NEGATIVE = {"n_heads", "d_vocab", "d_vocab_out", "d_mlp", "d_head"}
 _TRUE, _FALSE = {"true", "1"}, {"false", "0"}
 # TransformerLens config fields that change what the model computes; `check_tl_options` refuses
 # the values interp's model does not compute.
-TL_OPTIONS = ("normalization_type", "positional_embedding_type", "gated_mlp", "attn_only", "final_rms",
-              "parallel_attn_mlp", "scale_attn_by_inverse_layer_idx", "use_attn_scale", "attn_scale",
+TL_OPTIONS = ("positional_embedding_type", "gated_mlp", "final_rms", "parallel_attn_mlp", "scale_attn_by_inverse_layer_idx", "use_attn_scale", "attn_scale",
               "attn_scores_soft_cap", "output_logits_soft_cap")
 
 
@@ -112,6 +113,12 @@ def parse_value(value, kind: str, key: str, source: str):
                 _refuse(source, key, value, "a whole number")
             v = int(v)
         return v
+    if kind == "norm":  # TransformerLens writes None (or, through str(), "None") for no LayerNorm
+        if value is None or (isinstance(value, str) and value.strip() in ("", "None")):
+            return None
+        if value not in ("LN", "LNPre"):
+            _refuse(source, key, value, "None, 'LN' or 'LNPre' (RMS and other normalisations are not supported)")
+        return value
     if kind == "act":
         act = str(value).strip().lower() if isinstance(value, str) else None
         if act not in ("relu", "gelu"):  # TransformerLens's "gelu" is the exact GELU, as F.gelu
@@ -151,11 +158,9 @@ def check_tl_options(hints: Hints, source: str) -> None:
     def bad(field, want):
         raise CheckpointError(f"{source}: {hints[field].where()}; interp models need {want}")
 
-    if "normalization_type" in hints and hints["normalization_type"].value not in ("", "None"):
-        bad("normalization_type", "no LayerNorm (normalization_type null)")
     if "positional_embedding_type" in hints and hints["positional_embedding_type"].value != "standard":
         bad("positional_embedding_type", "learned positional embeddings ('standard')")
-    for field in ("gated_mlp", "attn_only", "final_rms", "parallel_attn_mlp", "scale_attn_by_inverse_layer_idx"):
+    for field in ("gated_mlp", "final_rms", "parallel_attn_mlp", "scale_attn_by_inverse_layer_idx"):
         if field in hints and parse_value(hints[field].value, "bool", hints[field].key, hints[field].source):
             bad(field, f"{field} false")
     for field in ("attn_scores_soft_cap", "output_logits_soft_cap"):  # TransformerLens: -1 = off
@@ -190,7 +195,8 @@ def given_hints(config, path: Path) -> Hints | None:
     """Hints from the `config` argument (a JSON path, a dict or a ModelConfig), else from a sidecar
     JSON beside the checkpoint; None when there is neither."""
     if isinstance(config, ModelConfig):
-        return {k: Hint(v, k, "the given ModelConfig") for k, v in config.to_dict().items()}
+        # every field, defaults too (to_dict leaves some out): a given config says all of them
+        return {k: Hint(getattr(config, k), k, "the given ModelConfig") for k in config.__dataclass_fields__}
     if isinstance(config, Mapping):
         return _hints_for(path, config, "the given config")
     if config is not None:

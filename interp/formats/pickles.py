@@ -57,7 +57,8 @@ def _opaque_class(name: str, calls: list[str]) -> type:
 def _numpy_data_globals() -> list[tuple[object, str]]:
     """numpy's data reconstructors under the names numpy 1.x (`numpy.core`) and 2.x (`numpy._core`)
     pickle them with, plus the numeric dtype classes (a dtype's state is set on its class)."""
-    core = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+    # numpy 1.26 has a `numpy._core` stub without `multiarray` as an attribute (the TransformerLens 2 venv's numpy)
+    core = getattr(getattr(np, "_core", None), "multiarray", None) or np.core.multiarray
     out = [(np.ndarray, "numpy.ndarray"), (np.dtype, "numpy.dtype")]
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
         out += [(core.scalar, f"{mod}.scalar"), (core._reconstruct, f"{mod}._reconstruct")]

@@ -6,6 +6,9 @@ Each generator reproduces a project's file layout and its quirks, not its code:
   `save/config_<run>.json` with flags as 0/1 or true/false and `attention_dir: "casual"`;
 - the TransformerLens 2.x Grokking demo: `{"model", "config", "checkpoints", ...}` with the
   `HookedTransformerConfig` object pickled (numpy float64 fields) and numpy index arrays;
+- a model trained with HookedTransformerConfig's defaults (normalization_type "LN", every bias trained,
+  d_vocab_out = d_vocab = p + 1 with the `=` token), in the demo's file, as `{"state_dict", "config"}`
+  or as a plain state dict;
 - ARENA's run file `{"state_dicts", "train_losses", "test_losses", "epochs"}`;
 - the progress-measures paper's trainer: `{"model", "train_loss", ..., "optimizer", "scheduler"}`
   with real AdamW / LambdaLR state dicts;
@@ -126,9 +129,10 @@ class HookedTransformerConfig:
     d_vocab: int
     d_vocab_out: int
     act_fn: str = "relu"
-    normalization_type: str | None = None
+    normalization_type: str | None = "LN"  # TransformerLens's default
     attention_dir: str = "causal"
     attn_only: bool = False
+    eps: float = 1e-5
     seed: int = 999
     device: str = "cpu"
     dtype: torch.dtype = torch.float32
@@ -166,11 +170,60 @@ def as_transformer_lens_class():
             sys.modules[name] = old
 
 
-def demo_config(model: Transformer) -> HookedTransformerConfig:
+def demo_config(model: Transformer, d_vocab_out: int | None = None) -> HookedTransformerConfig:
+    """The config the demo pickles for `model` (the demo itself sets normalization_type=None; a model trained
+    with the defaults has "LN"). `d_vocab_out`: TransformerLens's default is d_vocab."""
     c = model.cfg
     return HookedTransformerConfig(n_layers=c.n_layers, d_model=c.d_model, n_ctx=c.n_ctx, d_head=c.d_head,
-                                   n_heads=c.n_heads, d_mlp=c.d_mlp, d_vocab=c.d_vocab, d_vocab_out=c.d_vocab_out,
-                                   act_fn=c.act_fn, attention_dir="causal" if c.causal else "bidirectional")
+                                   n_heads=c.n_heads, d_mlp=c.d_mlp, d_vocab=c.d_vocab,
+                                   d_vocab_out=d_vocab_out or c.d_vocab_out, act_fn=c.act_fn,
+                                   attention_dir="causal" if c.causal else "bidirectional",
+                                   normalization_type=c.normalization_type, attn_only=c.attn_only, eps=c.eps)
+
+
+def tl_default_model(p: int = 13, n_layers: int = 1, attn_only: bool = False, normalization_type: str = "LN",
+                     seed: int = 0) -> Transformer:
+    """A model shaped as HookedTransformerConfig's defaults build one for the Grokking task ([a, b, =]: d_vocab
+    p + 1, causal, LayerNorm, all biases trained), with random biases and LayerNorm weights, as training
+    leaves them (so a LayerNorm w or b dropped or swapped shows in the logits)."""
+    cfg = ModelConfig(p=p, d_model=32, n_heads=4, d_head=8, d_mlp=64, n_layers=n_layers, biases="all",
+                      normalization_type=normalization_type, attn_only=attn_only)
+    model = Transformer(cfg, seed=seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name, prm in model.named_parameters():
+            last = name.rsplit(".", 1)[-1]
+            if last.startswith("b_") or last == "b":
+                prm.copy_(torch.randn(prm.shape, generator=g) * 0.2)
+            elif last == "w":
+                prm.copy_(1 + torch.randn(prm.shape, generator=g) * 0.2)
+    return model.eval()
+
+
+def tl_default_state(model: Transformer) -> dict:
+    """`model.state_dict()` as HookedTransformer holds it with d_vocab_out = d_vocab (the default): the
+    unembedding has one more output per extra input token (the `=`), random ones."""
+    sd = dict(model.state_dict())
+    extra = model.cfg.d_vocab - model.cfg.d_vocab_out
+    g = torch.Generator().manual_seed(11)
+    sd["unembed.W_U"] = torch.cat([sd["unembed.W_U"], torch.randn(model.cfg.d_model, extra, generator=g)], 1)
+    sd["unembed.b_U"] = torch.cat([sd["unembed.b_U"], torch.randn(extra, generator=g)])
+    return sd
+
+
+def write_tl_default_file(path: Path, model: Transformer, layout: str = "demo") -> Path:
+    """A model trained with HookedTransformerConfig's defaults, saved as the demo does ("demo"), as
+    `{"state_dict", "config"}` ("state_dict+config", the config object pickled) or alone ("plain")."""
+    sd = tl_default_state(model)
+    cfg = demo_config(model, d_vocab_out=model.cfg.d_vocab)
+    if layout == "plain":
+        torch.save(sd, path)
+        return path
+    obj = ({"model": sd, "config": cfg, "checkpoints": [sd], "checkpoint_epochs": [0], "train_losses": [4.7],
+            "test_losses": [4.7]} if layout == "demo" else {"state_dict": sd, "config": cfg})
+    with as_transformer_lens_class():
+        torch.save(obj, path)
+    return path
 
 
 def write_demo_file(path: Path, model: Transformer, numpy1: bool = False, extra: dict | None = None) -> Path:
