@@ -391,13 +391,19 @@ def thresholds_table() -> str:
         ("CIRCLE_MARGIN", C.CIRCLE_MARGIN, "pizza circle: r ≥ it; clock circle: r < it (exact circuits: ±0.19)",
          "set at step 300 (circles labelled pizza r ≥ +0.08, clocks r ≤ +0.04); at step 2000 pizza circles r ≥ +0.11, "
          "clocks r ≤ +0.04 (circle table): still in the gap"),
-        ("CIRCLE_DI_PIZZA", C.CIRCLE_DI_PIZZA, "pizza circle: DI ≤ it", "authors' Model A circles 0.02–0.07. Ours "
-         "are less clean: pizza-template circles (r ≈ +0.2) spread continuously from DI 0.1 to 0.93, so this cut is "
-         "not in a gap; it is conservative (those above it stay unclear, which only lowers confidence at α ≤ 0.5). "
-         "Centring the logits per answer before DI (removing the mean embedding's answer-only logits) was measured "
-         "and not adopted: it lowers the clock-template circles' DI too (α 0.9, step 800: 0.65–0.99 → 0.47–0.96) into the pizza-template circles' range (up to 0.61 at α ≤ 0.7), so no gap opens (`scripts/circle_di_centred.py`)"),
-        ("CIRCLE_DI_CLOCK", C.CIRCLE_DI_CLOCK, "clock circle: DI ≥ it", "authors' Model B circles 0.99–1.00; "
-         "ours at α 0.9: 0.82–0.97 at step 300 (when it was set), 0.86–0.99 at step 2000 (circle table)"),
+        ("CIRCLE_DI_PIZZA", C.CIRCLE_DI_PIZZA, "pizza circle: DI ≤ it", "authors' Model A circles 0.02–0.05 (own "
+         "contributions), Model B's pizza circle 21 0.25. Set on the earlier sweep, where pizza-template circles spread "
+         "continuously from DI 0.1 to 0.93 with the baseline left in: a conservative cut, not a gap (those above it stay "
+         "unclear). Centring the logits per answer over the inputs (`scripts/circle_di_centred.py`) was not adopted; "
+         "subtracting the no-circle model's logits removes exactly the answer-only term the rest of the model adds, "
+         "and leaves the circle's own answer-only part in"),
+        ("CIRCLE_DI_CLOCK", C.CIRCLE_DI_CLOCK, "clock circle: DI ≥ it", "authors' Model B clock circles 13 and 16: "
+         "1.00 on their own contributions; set on the earlier sweep (circles measured with the baseline left in), "
+         "where our α 0.9 clock circles had 0.82–0.99; where they sit now: circle table"),
+        ("MIXED_MIN_SHARE", f"{C.MIXED_MIN_SHARE:.3f}", "mixed: clock and pizza circles each carry ≥ it of the main "
+         "circles' margin; below it the minority circle is reported and does not block the label",
+         "neither algorithm pushes the right answer twice as hard as the other; the authors' Model B (a clock in "
+         "the paper) has a pizza circle with 0.11 of the margin; the runs with both kinds: table below"),
         ("ACCOMPANYING_OWN_SHARE", C.ACCOMPANYING_OWN_SHARE,
          "accompanying: less than this share of the circle's logits at its own frequency (and more elsewhere)",
          "authors' Model A: its circles at 2k give near-zero fits at their own frequency"),
@@ -638,6 +644,8 @@ def main(argv=None) -> int:
     tb.add_argument("--steps", type=ints, default=[300, 800, RECIPE["steps"]],
                     help="snapshot steps to classify, comma-separated; the last is the calibration (default: 300,800,2000)")
     tb.add_argument("--docs", type=Path, default=Path("docs"))
+    tb.add_argument("--reliability", type=Path, default=Path(__file__).resolve().parent.parent / "interp" / "reliability.py",
+                    help="where the generated reliability module goes (default: interp/reliability.py)")
     args = ap.parse_args(argv)
     if args.cmd == "train":
         train(args.out, [float(a) for a in args.alphas.split(",")], ints(args.seeds), ints(args.data_seeds), args.recipe)
@@ -669,8 +677,7 @@ def main(argv=None) -> int:
     fixtures = fixtures_table(Path(__file__).resolve().parent.parent / "tests" / "fixtures")
     atomic_write_bytes(args.docs / "calibration.md", markdown(by_step, fixtures, published, fast).encode())
     rows = [r for r, _ in by_step[max(by_step)]]
-    atomic_write_bytes(Path(__file__).resolve().parent.parent / "interp" / "reliability.py",
-                       reliability_module(rows, max(by_step)).encode())
+    atomic_write_bytes(args.reliability, reliability_module(rows, max(by_step)).encode())
     print(label_table(rows))
     return 0
 
