@@ -168,7 +168,12 @@ def run_classify(args) -> int:
     if args.json:
         print(result.to_json())
         return 0
+    from interp.tasks import FORMULAS
+
     print(f"{result.label} (confidence {result.confidence:.2f})")
+    task = result.model.get("task", "add")
+    print(f"task: {task} ({FORMULAS[task]} mod {result.model['p']})"
+          + (f"; {result.model['coordinates']}" if "coordinates" in result.model else ""))
     print(result.explanation)
     scores = ("accuracy", "gradient_symmetricity", "distance_irrelevance", "distance_irrelevance_max_wrong",
               "circularity", "clock_template_fve", "pizza_template_fve", "pizza_exact_template_fve")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from interp.errors import ConfigError
+from interp.tasks import FORMULAS, PRIME_TASKS, TASKS, is_prime
 
 ACT_FNS = ("relu", "gelu")
 BIASES = ("none", "mlp", "all")
@@ -94,13 +95,13 @@ class _Config:
 
 @dataclass(frozen=True)
 class ModelConfig(_Config):
-    """Shape of a one-layer (or deeper) modular-addition transformer.
+    """Shape of a one-layer (or deeper) modular-arithmetic transformer, and its task (interp.tasks).
 
     Covers Nanda et al. (`[a, b, =]`, causal) and Clock/Pizza (`[a, b]`, no mask, attention
     rate alpha). The output vocabulary is always the p residues.
     """
 
-    p: int = 113  # modulus: the task is (a + b) mod p
+    p: int = 113  # modulus: the answers (see task) are residues mod p
     d_model: int = 128  # width of the residual stream
     n_heads: int = 4  # attention heads
     d_head: int = 32  # width of each head (d_head * n_heads = d_model)
@@ -113,6 +114,7 @@ class ModelConfig(_Config):
     causal: bool = True  # causal attention mask (Nanda); Clock/Pizza has none
     biases: str = "none"  # which biases are trained: none (frozen at 0), mlp, all
     init: str = "nanda"  # weight initialisation, see INITS
+    task: str = "add"  # the answer mod p: add a+b, sub a-b, mul a*b, div a/b (mul, div: a, b != 0, prime p), sq_sum a^2+b^2, quad a^2+ab+b^2
 
     def __post_init__(self):
         _int(self, "p", 2)
@@ -129,6 +131,13 @@ class ModelConfig(_Config):
             raise ConfigError(f"ModelConfig.biases must be one of {BIASES}, got {_show(self.biases)}")
         if self.init not in INITS:
             raise ConfigError(f"ModelConfig.init must be one of {INITS}, got {_show(self.init)}")
+        if self.task not in TASKS:
+            raise ConfigError(f"ModelConfig.task must be one of {TASKS}, got {_show(self.task)}")
+        if self.task in PRIME_TASKS and (self.p < 3 or not is_prime(self.p)):
+            # only mod a prime are the nonzero residues a group under multiplication (interp.tasks); p = 2
+            # leaves a group of one element
+            raise ConfigError(f"ModelConfig.task {self.task!r} ({FORMULAS[self.task]}) needs a prime p >= 3, "
+                              f"got p={_show(self.p)}")
 
     @classmethod
     def with_width(cls, d_model: int, **kw) -> "ModelConfig":

@@ -112,7 +112,7 @@ class Setting:
 
 
 # Fields whose values form a fixed set (interp/config.py holds the sets).
-_CHOICES = {"act_fn": config.ACT_FNS, "biases": config.BIASES}
+_CHOICES = {"act_fn": config.ACT_FNS, "biases": config.BIASES, "task": config.TASKS}
 
 
 def _field_comments(cls) -> dict[str, str]:

@@ -7,7 +7,8 @@ CONFIDENCE_HELP = (
     "one whole-model vote from gradient symmetricity / distance irrelevance; each votes clock, pizza or\n"
     "unclear. For clock and pizza: the share of votes for that label; for mixed: the share of circles\n"
     "that are a clear clock or pizza; for ambiguous: the share of votes that do not back the leading\n"
-    "algorithm; for non-generalizing: 1 (accuracy alone decides). E.g. 0.75 = 3 of 4 votes agree.")
+    "algorithm; for non-generalizing and not-defined: 1 (accuracy, or the task, alone decides).\n"
+    "E.g. 0.75 = 3 of 4 votes agree.")
 
 # For `interp classify --help` (interp/cli.py): what the command does and what the numbers mean.
 CLI_DESCRIPTION = (
@@ -17,5 +18,7 @@ CLI_DESCRIPTION = (
     "fits the pizza template |cos(w(a-b)/2)| cos(w(a+b-c)) and has a low DI; an accompanying circle feeds\n"
     "another circle's frequency. The whole model's gradient symmetricity / DI add one vote.\n"
     "Labels: clock, pizza, mixed (clock and pizza circles in one model), ambiguous (the evidence conflicts\n"
-    "or is inconclusive), non-generalizing (below 99 % accuracy on all pairs). Thresholds and their\n"
-    "calibration against the authors' runs: docs/calibration.md.\n\n" + CONFIDENCE_HELP)
+    "or is inconclusive), non-generalizing (below 99 % accuracy on all pairs), not-defined (a task that is no\n"
+    "group operation, sq_sum or quad: only accuracy and key frequencies are measured). sub, mul and div models\n"
+    "are classified in their group coordinates (mul, div: discrete logs, addition mod p - 1; interp.tasks).\n"
+    "Thresholds and their calibration against the authors' runs: docs/calibration.md.\n\n" + CONFIDENCE_HELP)
