@@ -178,7 +178,8 @@ def run_classify(args) -> int:
     scores = ("accuracy", "gradient_symmetricity", "distance_irrelevance", "distance_irrelevance_max_wrong",
               "circularity", "clock_template_fve", "pizza_template_fve", "pizza_exact_template_fve")
     for name in scores:
-        print(f"  {name:32s} {getattr(result, name):.4f}")
+        value = getattr(result, name)
+        print(f"  {name:32s} " + (f"{value:.4f}" if value == value else "not measured"))  # NaN: not-defined
     print(f"  {'key_frequencies':32s} {result.key_frequencies} (from the {result.key_frequency_source})")
     for line in circle_lines(result):
         print(line)

@@ -251,5 +251,4 @@ def group_view(model):
     view = type(model)(cfg, seed=None).to(device)
     view.load_state_dict(state, assign=True)  # assign: keep the weights' dtype
     view.source_format, view.checkpoint_info = model.source_format, model.checkpoint_info
-    view.task_coordinates = coordinates(task, model.cfg.p)
     return view.train(model.training)
