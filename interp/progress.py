@@ -201,7 +201,9 @@ def _require_group(cfg: ModelConfig, source: str) -> None:
 
 def group_split(cfg: ModelConfig, train_config: TrainConfig | None, train_frac: float | None,
                 data_seed: int | None, source: str) -> tuple[Tensor, Tensor]:
-    """`resolve_split` of a model's task, in its group view's pair indices (`tasks.view_index`)."""
+    """`resolve_split` of a model's task, in its group view's pair indices (`tasks.view_index`). The measures
+    of a mul/div model are those of its view: accuracies as training logged them, losses over the p - 1
+    classes of the group (class 0, never an answer, is not one of them)."""
     _require_group(cfg, source)
     task = cfg.task
     split_ = resolve_split(cfg.p, train_config, train_frac, data_seed, source, task)
