@@ -33,6 +33,8 @@ from interp.errors import InterpError
 # circles over a group, do not apply; only accuracy and the embedding's key frequencies are measured.
 LABELS = ("clock", "pizza", "mixed", "ambiguous", "non-generalizing", "not-defined")
 CIRCLE_LABELS = ("clock", "pizza", "accompanying", "unclear")
+# The config fields a Classification's `model` holds (with the task, and for sub/mul/div its coordinates).
+MODEL_FIELDS = ("p", "d_model", "n_heads", "d_mlp", "n_layers", "attn_rate", "eq_token")
 
 def circle_lines(c: "Classification") -> list[str]:
     """One text line per analysed circle, for the CLI."""
@@ -221,7 +223,7 @@ def classify_model(model) -> Classification:
         circularity=circ, clock_template_fve=fits.clock, pizza_template_fve=fits.pizza,
         pizza_exact_template_fve=fits.pizza_exact, key_frequencies=keys, key_frequency_source=key_source,
         circles=circles, frequencies=freqs, mixed=label == "mixed", evidence=evidence,
-        model={k: v for k, v in cfg.to_dict().items() if k in ("p", "d_model", "n_heads", "d_mlp", "n_layers", "attn_rate", "eq_token")},
+        model={k: v for k, v in cfg.to_dict().items() if k in MODEL_FIELDS},
         source=model.source_format,
     )
     result.model.update(_task_fields(task_cfg))
@@ -252,9 +254,7 @@ def _not_defined(model) -> Classification:
         gradient_symmetricity=nan, distance_irrelevance=nan, distance_irrelevance_max_wrong=nan, circularity=nan,
         clock_template_fve=nan, pizza_template_fve=nan, pizza_exact_template_fve=nan, key_frequencies=keys,
         key_frequency_source="embedding" if keys else "none", circles=[], frequencies=[], mixed=False,
-        evidence={}, model={**{k: v for k, v in cfg.to_dict().items() if k in ("p", "d_model", "n_heads", "d_mlp",
-                                                                                "n_layers", "attn_rate", "eq_token")},
-                            "task": cfg.task},
+        evidence={}, model={**{k: v for k, v in cfg.to_dict().items() if k in MODEL_FIELDS}, "task": cfg.task},
         source=model.source_format)
     result.explanation = explain(result)
     return result
@@ -274,7 +274,7 @@ def explain(c: Classification) -> str:
         from interp.tasks import FORMULAS
 
         return (f"Clock/pizza not defined: task {task} ({FORMULAS[task]} mod {c.model['p']}) is no group operation, "
-                f"so there are no group circles to read. Measured: {acc} (valid pairs); key frequencies of the "
+                f"so there are no group circles to read. Measured: {acc}; key frequencies of the "
                 f"embedding, tokens in their own order: {c.key_frequencies or 'none'}. Not measured: gradient "
                 "symmetricity, distance irrelevance, circularity, logit templates, circle verdicts.")
     if c.label == "non-generalizing":
