@@ -281,8 +281,10 @@ def model_metrics(models: list, progress: bool = False) -> list[ModelMetrics]:
     from tqdm.auto import tqdm
 
     from interp import metrics as M
+    from interp import tasks
     from interp.fourier import key_frequencies
 
+    models = [tasks.group_view(m) for m in models]  # sub/mul/div: measured in their group coordinates
     out = []
     for model, table in tqdm(list(zip(models, logit_tables(models))), desc="metrics", unit="model", disable=not progress):
         out.append(ModelMetrics(

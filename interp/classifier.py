@@ -38,8 +38,12 @@ from interp.verdicts import CLI_DESCRIPTION, CONFIDENCE_HELP  # noqa: F401 - re-
 from interp.errors import InterpError
 from interp.reliability import reliability_note
 
-LABELS = ("clock", "pizza", "mixed", "ambiguous", "non-generalizing")
+# not-defined: the model's task is no group operation (interp.tasks: sq_sum, quad), so clock and pizza,
+# circles over a group, do not apply; only accuracy and the embedding's key frequencies are measured.
+LABELS = ("clock", "pizza", "mixed", "ambiguous", "non-generalizing", "not-defined")
 CIRCLE_LABELS = ("clock", "pizza", "accompanying", "unclear")
+# The config fields a Classification's `model` holds (with the task, and for sub/mul/div its coordinates).
+MODEL_FIELDS = ("p", "d_model", "n_heads", "d_mlp", "n_layers", "attn_rate", "eq_token")
 
 def circle_lines(c: "Classification") -> list[str]:
     """One text line per analysed circle, for the CLI."""
@@ -216,8 +220,12 @@ def _circle_verdicts(model, keys: list[int]) -> list[CircleVerdict]:
 
 def classify_model(model) -> Classification:
     """Classify a loaded model (see module doc), on the device its weights are on."""
+    from interp import tasks
     from interp.fourier import key_frequencies
 
+    if not tasks.has_group(model.cfg.task):
+        return _not_defined(model)
+    task_cfg, model = model.cfg, tasks.group_view(model)  # sub/mul/div: the addition mod n they are in group coordinates
     cfg = model.cfg
     table = M.logit_table(model)  # [p, p, p]
     acc = M.accuracy(table)
@@ -243,9 +251,39 @@ def classify_model(model) -> Classification:
         circularity=circ, clock_template_fve=fits.clock, pizza_template_fve=fits.pizza,
         pizza_exact_template_fve=fits.pizza_exact, key_frequencies=keys, key_frequency_source=key_source,
         circles=circles, frequencies=freqs, mixed=label == "mixed", evidence=evidence,
-        model={k: v for k, v in cfg.to_dict().items() if k in ("p", "d_model", "n_heads", "d_mlp", "n_layers", "attn_rate", "eq_token")},
+        model={k: v for k, v in cfg.to_dict().items() if k in MODEL_FIELDS},
         source=model.source_format,
     )
+    result.model.update(_task_fields(task_cfg))
+    result.explanation = explain(result)
+    return result
+
+
+def _task_fields(cfg) -> dict:
+    """The task of the model classified, and for sub/mul/div where its circles were read."""
+    from interp import tasks
+
+    if cfg.task == "add":
+        return {"task": "add"}
+    co = tasks.coordinates(cfg.task, cfg.p)
+    return {"task": cfg.task, "p": cfg.p, "group_order": co.n, "coordinates": co.describe()}
+
+
+def _not_defined(model) -> Classification:
+    """The verdict for a task without a group (sq_sum, quad): accuracy on the task and the key frequencies
+    of the embedding (tokens in their own order) are measured; GS, DI, circularity and the templates,
+    defined for a group, are not (NaN)."""
+    from interp.fourier import key_frequencies
+
+    cfg, nan = model.cfg, float("nan")
+    keys = key_frequencies(model)
+    result = Classification(
+        label="not-defined", confidence=1.0, explanation="", accuracy=M.accuracy(M.logit_table(model), cfg.task),
+        gradient_symmetricity=nan, distance_irrelevance=nan, distance_irrelevance_max_wrong=nan, circularity=nan,
+        clock_template_fve=nan, pizza_template_fve=nan, pizza_exact_template_fve=nan, key_frequencies=keys,
+        key_frequency_source="embedding" if keys else "none", circles=[], frequencies=[], mixed=False,
+        evidence={}, model={**{k: v for k, v in cfg.to_dict().items() if k in MODEL_FIELDS}, "task": cfg.task},
+        source=model.source_format)
     result.explanation = explain(result)
     result.reliability = reliability_note(label, result.confidence)
     return result
@@ -261,6 +299,14 @@ def _circle_text(c: CircleVerdict) -> str:
 def explain(c: Classification) -> str:
     """One or two sentences: the verdict and the numbers that decided it."""
     acc = f"accuracy {c.accuracy:.3f} on all pairs"
+    task = c.model.get("task", "add")
+    if c.label == "not-defined":
+        from interp.tasks import FORMULAS
+
+        return (f"Clock/pizza not defined: task {task} ({FORMULAS[task]} mod {c.model['p']}) is no group operation, "
+                f"so there are no group circles to read. Measured: {acc}; key frequencies of the "
+                f"embedding, tokens in their own order: {c.key_frequencies or 'none'}. Not measured: gradient "
+                "symmetricity, distance irrelevance, circularity, logit templates, circle verdicts.")
     if c.label == "non-generalizing":
         return f"Does not solve the task ({acc}, below {ACCURACY_MIN}): no algorithm label."
     circles = "; ".join(_circle_text(k) for k in c.circles) or "no key frequencies"
@@ -274,7 +320,8 @@ def explain(c: Classification) -> str:
             "pizza": f"Pizza: {backing('pizza')}",
             "mixed": f"Mixed: clock circles carry {share['clock']:.0%} and pizza circles {share['pizza']:.0%} of the margin",
             "ambiguous": "Ambiguous: the evidence conflicts or is inconclusive"}[c.label]
-    return f"{head} ({numbers}); {acc}."
+    where = f" Task {task}: {c.model['coordinates']}." if "coordinates" in c.model else ""
+    return f"{head} ({numbers}); {acc}.{where}"
 
 
 def classify(checkpoint_or_model, config=None, device=None) -> Classification:

@@ -168,14 +168,20 @@ def run_classify(args) -> int:
     if args.json:
         print(result.to_json())
         return 0
+    from interp.tasks import FORMULAS
+
     print(f"{result.label} (confidence {result.confidence:.2f})")
+    task = result.model.get("task", "add")
+    print(f"task: {task} ({FORMULAS[task]} mod {result.model['p']})"
+          + (f"; {result.model['coordinates']}" if "coordinates" in result.model else ""))
     print(result.explanation)
     if result.reliability:
         print(f"  ({result.reliability})")
     scores = ("accuracy", "gradient_symmetricity", "distance_irrelevance", "distance_irrelevance_max_wrong",
               "circularity", "clock_template_fve", "pizza_template_fve", "pizza_exact_template_fve")
     for name in scores:
-        print(f"  {name:32s} {getattr(result, name):.4f}")
+        value = getattr(result, name)
+        print(f"  {name:32s} " + (f"{value:.4f}" if value == value else "not measured"))  # NaN: not-defined
     print(f"  {'key_frequencies':32s} {result.key_frequencies} (from the {result.key_frequency_source})")
     for line in circle_lines(result):
         print(line)

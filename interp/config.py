@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from interp.errors import ConfigError
+from interp.tasks import FORMULAS, PRIME_TASKS, TASKS, is_prime
 
 ACT_FNS = ("relu", "gelu")
 BIASES = ("none", "mlp", "all")
@@ -32,7 +33,7 @@ FORWARDS = ("model", "tables")
 NORMALIZATIONS = (None, "LN", "LNPre")
 # Fields added after checkpoints were first written: to_dict leaves them out at their default, so a model
 # without them serialises (checkpoint metadata, run.json, sweep tables) exactly as before.
-_OMIT_AT_DEFAULT = {"normalization_type": None, "eps": 1e-5, "attn_only": False}
+_OMIT_AT_DEFAULT = {"normalization_type": None, "eps": 1e-5, "attn_only": False, "task": "add"}
 
 
 def _show(v) -> str:
@@ -100,14 +101,14 @@ class _Config:
 
 @dataclass(frozen=True)
 class ModelConfig(_Config):
-    """Shape of a one-layer (or deeper) modular-addition transformer.
+    """Shape of a one-layer (or deeper) modular-arithmetic transformer, and its task (interp.tasks).
 
     Covers Nanda et al. (`[a, b, =]`, causal) and Clock/Pizza (`[a, b]`, no mask, attention
     rate alpha), and models trained with TransformerLens's defaults (LayerNorm, attention-only).
     The output vocabulary is always the p residues.
     """
 
-    p: int = 113  # modulus: the task is (a + b) mod p
+    p: int = 113  # modulus: the answers (see task) are residues mod p
     d_model: int = 128  # width of the residual stream
     n_heads: int = 4  # attention heads
     d_head: int = 32  # width of each head (d_head * n_heads = d_model)
@@ -123,6 +124,7 @@ class ModelConfig(_Config):
     normalization_type: str | None = None  # LayerNorm before attention, MLP and unembedding, see NORMALIZATIONS
     eps: float = 1e-5  # LayerNorm's epsilon (TransformerLens's name and default)
     attn_only: bool = False  # no MLP (TransformerLens's attn_only); d_mlp and act_fn are then unused
+    task: str = "add"  # the answer mod p: add a+b, sub a-b, mul a*b, div a/b (mul, div: a, b != 0, prime p), sq_sum a^2+b^2, quad a^2+ab+b^2
 
     def __post_init__(self):
         _int(self, "p", 2)
@@ -144,8 +146,17 @@ class ModelConfig(_Config):
                               f"got {_show(self.normalization_type)}")
         _float(self, "eps", 0.0, 1.0, lo_open=True)
         _bool(self, "attn_only")
+        if self.task not in TASKS:
+            raise ConfigError(f"ModelConfig.task must be one of {TASKS}, got {_show(self.task)}")
+        if self.task in PRIME_TASKS and (self.p < 3 or not is_prime(self.p)):
+            # only mod a prime are the nonzero residues a group under multiplication (interp.tasks); p = 2
+            # leaves a group of one element
+            raise ConfigError(f"ModelConfig.task {self.task!r} ({FORMULAS[self.task]}) needs a prime p >= 3, "
+                              f"got p={_show(self.p)}")
 
     def to_dict(self) -> dict[str, Any]:
+        # fields added later are left out at their defaults: files of models without them stay byte for byte
+        # as before (fixtures regenerate exactly, older readers read them); read back as the default
         d = dataclasses.asdict(self)
         return {k: v for k, v in d.items() if k not in _OMIT_AT_DEFAULT or v != _OMIT_AT_DEFAULT[k]}
 

@@ -1,4 +1,5 @@
-"""The task: all p^2 pairs (a, b) with label (a + b) mod p, and a seeded train/test split.
+"""The data: all p^2 pairs (a, b), their labels under the model's task (interp.tasks; (a + b) mod p by
+default), and a seeded train/test split of the task's valid pairs.
 
 Pair index i = a * p + b, the order of the Nanda et al. demo, so `split(p, 0.3, seed=598)`
 reproduces its split (`torch.manual_seed(598); torch.randperm(p * p)`, first 30 % train).
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from interp import tasks
 from interp.config import ModelConfig
 
 
@@ -34,16 +36,22 @@ def all_tokens(cfg: ModelConfig, device: torch.device | str | None = None) -> Te
     return tokens_for(all_pairs(cfg.p, device), cfg)
 
 
-def labels_for(pairs: Tensor, p: int) -> Tensor:
-    return (pairs[:, 0] + pairs[:, 1]) % p
+def labels_for(pairs: Tensor, p: int, task: str = "add") -> Tensor:
+    """[n, 2] pairs (a, b) -> [n] answers mod p of `task` (interp.tasks.labels)."""
+    return tasks.labels(task, pairs, p)
 
 
-def split(p: int, train_frac: float, seed: int) -> tuple[Tensor, Tensor]:
-    """Seeded split of the p*p pair indices into (train, test); at least one pair in each."""
+def split(p: int, train_frac: float, seed: int, task: str = "add") -> tuple[Tensor, Tensor]:
+    """Seeded split of the task's valid pairs into (train, test) pair indices a*p + b; at least one
+    pair in each. For a task whose every pair is valid (add) the permutation is of all p*p indices,
+    as it always was; otherwise of the m valid ones (`tasks.valid_pairs`), mapped back to indices."""
+    valid = tasks.valid_pairs(task, p)
+    m = p * p if valid is None else len(valid)
     # on the CPU whatever the default device: the same split everywhere
-    perm = torch.randperm(p * p, generator=torch.Generator().manual_seed(seed), device="cpu")
-    n_train = min(max(int(train_frac * p * p), 1), p * p - 1)
-    return perm[:n_train], perm[n_train:]
+    perm = torch.randperm(m, generator=torch.Generator().manual_seed(seed), device="cpu")
+    n_train = min(max(int(train_frac * m), 1), m - 1)
+    train, test = perm[:n_train], perm[n_train:]
+    return (train, test) if valid is None else (valid[train], valid[test])
 
 
 @dataclass
@@ -58,6 +66,6 @@ class Dataset:
 
 def make_dataset(cfg: ModelConfig, train_frac: float, seed: int) -> Dataset:
     pairs = all_pairs(cfg.p)
-    tokens, labels = tokens_for(pairs, cfg), labels_for(pairs, cfg.p)
-    tr, te = split(cfg.p, train_frac, seed)
+    tokens, labels = tokens_for(pairs, cfg), labels_for(pairs, cfg.p, cfg.task)
+    tr, te = split(cfg.p, train_frac, seed, cfg.task)
     return Dataset(tr, te, tokens[tr], labels[tr], tokens[te], labels[te])

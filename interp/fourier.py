@@ -17,6 +17,7 @@ from functools import lru_cache
 import torch
 from torch import Tensor
 
+from interp import tasks
 from interp.errors import InterpError
 
 
@@ -147,7 +148,8 @@ def _embedding(model_or_W_E, p: int | None) -> Tensor:
     cfg = getattr(model_or_W_E, "cfg", None)
     if cfg is None or not hasattr(model_or_W_E, "W_E"):
         raise FourierError(f"key_frequencies needs a model or an embedding tensor, got {type(model_or_W_E).__name__}")
-    return model_or_W_E.W_E[: cfg.p]  # the a-tokens (with diff_vocab the b-tokens follow)
+    model = tasks.group_view(model_or_W_E)  # sub/mul/div: the tokens in their task's group coordinates
+    return model.W_E[: model.cfg.p]  # the a-tokens (with diff_vocab the b-tokens follow)
 
 
 @torch.no_grad()
@@ -155,8 +157,9 @@ def key_frequencies(model_or_W_E, p: int | None = None, *, frac: float = 0.25, m
                     min_ratio: float = 2.5, max_keys: int | None = None) -> list[int]:
     """Key frequencies of an embedding, sorted ascending (1-based).
 
-    Input: a model (its `W_E[:p]`, the a-tokens) or an embedding tensor [p, d_model] (or a taller
-    `W_E` with `p=` to take its first p rows).
+    Input: a model (its `W_E[:p]`, the a-tokens; for sub/mul/div those of `tasks.group_view`, e.g. ordered
+    by discrete log for mul) or an embedding tensor [p, d_model] (or a taller `W_E` with `p=` to take its
+    first p rows).
 
     Rule, on the per-frequency norms (`frequency_norms`) sorted descending s_1 >= s_2 >= ... >= s_K:
     the keys are the top m, for the largest m <= max_keys (default K // 2: keys must stand above a

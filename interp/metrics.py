@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from interp.data import all_tokens, tokens_for
+from interp import tasks
+from interp.data import all_pairs, all_tokens, tokens_for
 from interp.device import device_of
 from interp.errors import InterpError
 
@@ -42,11 +43,16 @@ def _check_table(table: Tensor) -> int:
     return table.shape[0]
 
 
-def accuracy(table: Tensor) -> float:
-    """Fraction of all p^2 pairs whose top logit is (a + b) mod p."""
+def accuracy(table: Tensor, task: str = "add") -> float:
+    """Fraction of all p^2 pairs whose top logit is (a + b) mod p; for another `task` (interp.tasks),
+    of its valid pairs whose top logit is its answer."""
     p = _check_table(table)
     r = torch.arange(p, device=table.device)
-    return (table.argmax(-1) == (r[:, None] + r[None, :]) % p).double().mean().item()
+    if task == "add":
+        return (table.argmax(-1) == (r[:, None] + r[None, :]) % p).double().mean().item()
+    correct = table.argmax(-1).flatten() == tasks.labels(task, all_pairs(p, table.device), p)
+    valid = tasks.valid_pairs(task, p)
+    return correct[valid.to(table.device) if valid is not None else slice(None)].double().mean().item()
 
 
 # ---- gradient symmetricity -------------------------------------------------------------------------
@@ -95,6 +101,8 @@ def distance_irrelevance(table: Tensor, variant: str = "correct") -> float:
     M[s, d]: the logit of the correct answer (variant "correct", the paper's definition) or the
     largest wrong logit (variant "max_wrong", what their training script logs) of the pair with
     (a + b) mod p = s, (a - b) mod p = d. Clock ~ 1 (the logit ignores a - b), pizza clearly lower.
+    For even p only the cells with s = d mod 2 exist, two pairs each: M is their mean there, and the
+    stds run over those p/2 cells per d.
     A table whose M is constant gets 1.0 (nothing depends on a - b) rather than 0/0.
     """
     p = _check_table(table)
@@ -108,6 +116,11 @@ def distance_irrelevance(table: Tensor, variant: str = "correct") -> float:
     else:
         raise MetricError(f"distance_irrelevance variant must be 'correct' or 'max_wrong', got {variant!r}")
     M = _by_difference(values)  # [d, s]
+    if p % 2 == 0:
+        # Even p (the group view of mul/div: n = p - 1): a + b and a - b have the same parity, so only the
+        # cells (s, d) with s = d mod 2 exist, each holding two pairs, b and b + p/2 of row d. M[s, d] is
+        # their mean: p/2 cells per d (the odd-p path, one pair per cell, is unchanged).
+        M = (M[:, : p // 2] + M[:, p // 2 :]) / 2  # [d, p/2]: cell s = 2b + d mod p
     total = M.std(correction=0)
     if total == 0:  # the logit is the same for every pair: it ignores a - b entirely
         return 1.0
@@ -257,7 +270,10 @@ def template_fits(table: Tensor, key_frequencies: list[int]) -> TemplateFits:
     u = torch.arange(p, dtype=torch.float64, device=z.device)
     sin_wu = torch.sin(2 * math.pi * torch.tensor(freqs, dtype=torch.float64, device=z.device)[:, None] * u / p)
     zc, zs = (zu @ cos_wu.T).T, (zu @ sin_wu.T).T  # [K, a*b]
-    band = (2 / p) * (zc.square() + zs.square()).sum(1)  # [K]
+    # 2/p: the (cos, sin) pair of frequency k has squared norm p/2 each; the Nyquist cos (k = p/2, even p)
+    # has norm^2 p and no sin, so 1/p there
+    scale = torch.tensor([1 / p if 2 * k == p else 2 / p for k in freqs], dtype=torch.float64, device=z.device)
+    band = scale * (zc.square() + zs.square()).sum(1)  # [K]
     per_freq = []
     for i, k in enumerate(freqs):
         fve = {}

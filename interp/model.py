@@ -282,11 +282,12 @@ class Transformer(HookedRootModule):
         return loss if return_type == "loss" else (logits, loss)
 
     def labels(self, tokens: Tensor) -> Tensor:
-        """tokens [batch, pos] -> the answers (a + b) mod p [batch] (b tokens offset by p with diff_vocab)."""
+        """tokens [batch, pos] -> the answers of cfg.task ((a + b) mod p by default) [batch] (b tokens offset by p
+        with diff_vocab)."""
         if tokens.ndim != 2 or tokens.shape[1] < 2:
             raise ConfigError(f"tokens must be [batch, pos >= 2] (a, b, ...), got shape {tuple(tokens.shape)}")
         b = tokens[:, 1] - (self.cfg.p if self.cfg.diff_vocab else 0)
-        return labels_for(torch.stack([tokens[:, 0], b], dim=1), self.cfg.p)
+        return labels_for(torch.stack([tokens[:, 0], b], dim=1), self.cfg.p, self.cfg.task)
 
     def loss(self, logits: Tensor, tokens: Tensor, per_token: bool = False) -> Tensor:
         """The training loss of logits [batch, pos, d_vocab_out] at the last position: a 0-dim float64

@@ -59,6 +59,13 @@ RUNS: dict[str, dict[str, dict]] = {
         "fast": dict(preset="pizza-a", recipe="published", lr=1e-2, weight_decay=1.0, log_every=100, steps=500,
                      checkpoint_every=500, attn_rate=[0.0, 1.0], d_model=[32], seed=[0], p=23),
     },
+    # Notebook 6. a - b and a * b mod p (interp.tasks) as one sweep over the task: Model B's architecture
+    # (standard attention) with the pizza-b "fast" recipe (lr 1e-2, weight decay 2, 1500 steps, a snapshot
+    # every 50). Fast: p 23, d_model 32, 600 steps.
+    "tasks": {
+        "full": dict(preset="pizza-b", recipe="fast", task=["sub", "mul"]),
+        "fast": dict(preset="pizza-b", recipe="fast", task=["sub", "mul"], steps=600, log_every=50, p=23, d_model=32),
+    },
 }
 
 

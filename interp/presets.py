@@ -112,7 +112,8 @@ class Setting:
 
 
 # Fields whose values form a fixed set (interp/config.py holds the sets).
-_CHOICES = {"act_fn": config.ACT_FNS, "biases": config.BIASES, "normalization_type": config.NORMALIZATIONS}
+_CHOICES = {"act_fn": config.ACT_FNS, "biases": config.BIASES, "normalization_type": config.NORMALIZATIONS,
+            "task": config.TASKS}
 
 
 def _field_comments(cls) -> dict[str, str]:

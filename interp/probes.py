@@ -5,7 +5,8 @@ Each activation probe runs the model once over `all_tokens(cfg)` (row a*p + b) w
 dataclass. Maps over the inputs are laid out [..., p_a, p_b]; 2-D spectra index the basis
 rows of `interp.fourier` on both axes; per-frequency tensors are indexed k - 1 (frequency k,
 1-based, 0 = unassigned). Works for both token layouts ([a, b, =] and Clock/Pizza's [a, b],
-with or without diff_vocab): the last position is read in either case.
+with or without diff_vocab): the last position is read in either case. A sub/mul/div model is probed
+through `tasks.group_view` (an addition model mod n in the task's group coordinates), so p is that n.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from einops import rearrange
 from fancy_einsum import einsum
 from torch import Tensor
 
-from interp import fourier
+from interp import fourier, tasks
 from interp.data import all_tokens
 from interp.device import device_of
 from interp.display import HTMLRepr
@@ -77,6 +78,7 @@ def embedding(model, freqs: list[int] | None = None, **key_kw) -> EmbeddingProbe
 
     `freqs` overrides the key frequencies; otherwise `fourier.key_frequencies(model, **key_kw)`.
     """
+    model = tasks.group_view(model)  # sub/mul/div: probed in their group coordinates
     p = model.cfg.p
     W = model.W_E[:p].detach().double()
     coef = fourier.fft1d(W, dim=0)  # [p, d_model]
@@ -101,6 +103,7 @@ class AttentionProbe(HTMLRepr):
 @torch.no_grad()
 def attention(model, layer: int = 0) -> AttentionProbe:
     """Per head of block `layer`, the attention paid by the last position to a and to b, as maps over (a, b)."""
+    model = tasks.group_view(model)  # sub/mul/div: probed in their group coordinates
     hook = f"blocks.{_check_layer(model, layer)}.attn.hook_pattern"
     _, cache = run_all_inputs(model, [hook])
     last = cache[hook][:, :, -1]  # [p*p, n_heads, k_pos]
@@ -158,6 +161,7 @@ def neurons(model, layer: int = 0, threshold: float = 0.85) -> NeuronProbe:
     """MLP neurons of block `layer` as maps over (a, b), their spectra, FVE per frequency and frequency
     clusters. Refused (ProbeError) on an attention-only model."""
     _check_mlp(model, "probes.neurons")
+    model = tasks.group_view(model)  # sub/mul/div: probed in their group coordinates
     if not 0 < threshold <= 1:
         raise ProbeError(f"threshold must be in (0, 1], got {threshold!r}")
     hook = f"blocks.{_check_layer(model, layer)}.mlp.hook_post"
@@ -216,6 +220,7 @@ def logits(model, freqs: list[int] | None = None, layer: int = -1) -> LogitProbe
     """The logits over all inputs in the Fourier basis, W_L, and the fit by the clock terms
     cos(w_k (a + b - c)) of the key frequencies (default: `fourier.key_frequencies(model)`); W_L of block
     `layer` (None without an MLP)."""
+    model = tasks.group_view(model)  # sub/mul/div: probed in their group coordinates
     p = model.cfg.p
     keys = fourier.key_frequencies(model) if freqs is None else _check_freqs(p, freqs)
     layer = _check_layer(model, layer)

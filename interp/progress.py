@@ -28,7 +28,7 @@ from torch import Tensor
 from interp.display import HTMLRepr, tqdm
 from interp import batched
 from interp import checkpoints as ck
-from interp import fourier
+from interp import fourier, tasks
 from interp.config import ModelConfig, TrainConfig
 from interp.data import all_pairs, labels_for, split
 from interp.device import analysis_device
@@ -185,15 +185,34 @@ def stacked_measures(cfg: ModelConfig, params: dict[str, Tensor], freqs: list[in
 
 
 def resolve_split(p: int, train_config: TrainConfig | None, train_frac: float | None,
-                  data_seed: int | None, source: str) -> tuple[Tensor, Tensor]:
-    """(train_idx, test_idx) from explicit values, else from the run's TrainConfig."""
+                  data_seed: int | None, source: str, task: str = "add") -> tuple[Tensor, Tensor]:
+    """(train_idx, test_idx) of the task's valid pairs (indices a*p + b) from explicit values, else from
+    the run's TrainConfig."""
     if train_frac is None or data_seed is None:
         if train_config is None:
             raise ProgressError(f"{source}: no training config to take the train/test split from; "
                                 "pass train_frac= and data_seed=")
         train_frac = train_config.train_frac if train_frac is None else train_frac
         data_seed = train_config.data_seed if data_seed is None else data_seed
-    return split(p, train_frac, data_seed)
+    return split(p, train_frac, data_seed, task)
+
+
+def _require_group(cfg: ModelConfig, source: str) -> None:
+    """The restricted and excluded losses read a + b structure: a task without a group has no measures."""
+    if not tasks.has_group(cfg.task):
+        raise ProgressError(f"{source}: progress measures need a group task (add, sub, mul, div); "
+                            f"task {cfg.task!r} ({tasks.FORMULAS[cfg.task]}) has none")
+
+
+def group_split(cfg: ModelConfig, train_config: TrainConfig | None, train_frac: float | None,
+                data_seed: int | None, source: str) -> tuple[Tensor, Tensor]:
+    """`resolve_split` of a model's task, in its group view's pair indices (`tasks.view_index`). The measures
+    of a mul/div model are those of its view: accuracies as training logged them, losses over the p - 1
+    classes of the group (class 0, never an answer, is not one of them)."""
+    _require_group(cfg, source)
+    task = cfg.task
+    split_ = resolve_split(cfg.p, train_config, train_frac, data_seed, source, task)
+    return tuple(tasks.view_index(cfg, idx) for idx in split_)
 
 
 @dataclass
@@ -211,9 +230,10 @@ def measure(model, freqs: list[int] | None = None, train_frac: float | None = No
             data_seed: int | None = None) -> Measures:
     """Progress measures of one model. The split comes from `train_frac`/`data_seed`, else from the
     checkpoint the model was loaded from (`interp.load`); key frequencies default to the model's own."""
-    cfg = model.cfg
     info = model.checkpoint_info
-    train_idx, test_idx = resolve_split(cfg.p, getattr(info, "train_config", None), train_frac, data_seed, "model")
+    train_idx, test_idx = group_split(model.cfg, getattr(info, "train_config", None), train_frac, data_seed, "model")
+    model = tasks.group_view(model)  # sub/mul/div: measured as the addition they are in group coordinates
+    cfg = model.cfg
     freqs = fourier.key_frequencies(model) if freqs is None else freqs
     if not freqs:
         raise ProgressError("the model has no clear key frequencies (see fourier.key_frequencies); pass freqs=")
@@ -281,15 +301,18 @@ def run_progress(run_dir: str | Path, freqs: list[int] | None = None, every: int
         raise ProgressError(f"every must be a positive integer, got {every!r}")
     snaps = snaps[::every] if (len(snaps) - 1) % every == 0 else snaps[::every] + [snaps[-1]]
     last = ck.read_checkpoint(snaps[-1][1])
-    cfg = last.model_config
+    run_cfg = last.model_config
+    _require_group(run_cfg, str(run_dir))  # before the snapshots are read
     with torch.device("cpu"):  # beside the snapshot's CPU tensors, whatever torch's default device
-        model = ck.model_from_state(cfg, last.state_dict, str(snaps[-1][1]))  # checks names, shapes, values
+        model = ck.model_from_state(run_cfg, last.state_dict, str(snaps[-1][1]))  # checks names, shapes, values
+        model = tasks.group_view(model)  # sub/mul/div: every snapshot is measured in group coordinates
+    cfg = model.cfg
     if freqs is None:
         freqs = fourier.key_frequencies(model)
         if not freqs:
             raise ProgressError(f"{snaps[-1][1]}: the final model has no clear key frequencies; pass freqs=")
-    train_idx, test_idx = resolve_split(cfg.p, last.train_config or _run_train_config(run_dir), train_frac,
-                                        data_seed, str(run_dir))
+    train_idx, test_idx = group_split(run_cfg, last.train_config or _run_train_config(run_dir), train_frac,
+                                      data_seed, str(run_dir))
     shapes = _shapes(last.state_dict)
     bs, parts = batched.batch_size(cfg), []
     with tqdm(total=len(snaps), desc="progress measures", unit="snapshot", disable=not progress) as bar:
@@ -297,11 +320,11 @@ def run_progress(run_dir: str | Path, freqs: list[int] | None = None, every: int
             states = []
             for step, path in snaps[i : i + bs]:
                 c = last if path == snaps[-1][1] else ck.read_checkpoint(path)
-                if c.model_config != cfg:
+                if c.model_config != run_cfg:
                     raise ProgressError(f"{path}: model config differs from the final snapshot's")
                 if _shapes(c.state_dict) != shapes:
                     raise ProgressError(f"{path}: weights differ from the final snapshot's in names or shapes")
-                states.append(c.state_dict)
+                states.append(c.state_dict if run_cfg.task == "add" else tasks.group_state(run_cfg, c.state_dict)[1])
             params = {k: v.to(dev) for k, v in batched.stack_states(states).items()}
             parts.append(stacked_measures(cfg, params, freqs, train_idx, test_idx))
             bar.update(len(states))

@@ -22,7 +22,7 @@ import numpy as np
 
 from interp.display import tqdm
 from interp import checkpoints as ck
-from interp import plots, probes
+from interp import plots, probes, tasks
 from interp.formats import load
 from interp.errors import InterpError
 
@@ -211,7 +211,9 @@ def _header(c: C.Classification, name: str) -> str:
     from interp import __version__
 
     m = c.model
-    shape = ", ".join(f"{k} {m[k]}" for k in ("p", "d_model", "n_heads", "d_mlp", "n_layers", "attn_rate") if k in m)
+    shape = ", ".join(f"{k} {m[k]}" for k in ("task", "p", "d_model", "n_heads", "d_mlp", "n_layers", "attn_rate") if k in m)
+    if "coordinates" in m:  # sub/mul/div: every figure below is in the task's group coordinates
+        shape += f" · {m['coordinates']}"
     keys = f"{c.key_frequencies} (from the {c.key_frequency_source})" if c.key_frequencies else "none"
     warn = ("<div class='warn'>This model does not solve the task, so it gets no algorithm label. The figures show "
             "what it has learned so far.</div>") if c.label == "non-generalizing" else ""
@@ -270,6 +272,7 @@ def _titled(fig, layer: int, n_layers: int):
 
 
 def _model_sections(page: _Page, model, c: C.Classification, notes: list[str]) -> None:
+    model = tasks.group_view(model)  # sub/mul/div: every figure in the task's group coordinates
     keys = c.key_frequencies
     emb = probes.embedding(model, freqs=keys)
     page.section("Key frequencies", "Norm of each Fourier component of the token embedding W_E; key frequencies in "
@@ -279,7 +282,9 @@ def _model_sections(page: _Page, model, c: C.Classification, notes: list[str]) -
                  "circle's plane. Bottom: the re-run model's correct logit by (a + b) (rows) and (a − b) (columns), what "
                  "distance irrelevance measures: flat along a − b for a clock, banded for a pizza.")
     page.add(_circle_table(c))
-    if c.circles:
+    if c.circles and model.cfg.p % 2 == 0:
+        notes.append(f"circle panels: the (a + b, a − b) map needs an odd modulus, the group view's is {model.cfg.p}")
+    elif c.circles:
         from interp.circles import isolate_circles
 
         isolated = isolate_circles(model, frequencies=[k.frequency for k in c.circles])

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from interp import fourier
+from interp import fourier, tasks
 from interp.progress import weight_measures
 
 MIN_TEST_ACC = 0.99
@@ -40,10 +40,13 @@ def key_share(W_E: Tensor, keys: list[int]) -> float:
 
 
 @torch.no_grad()
-def measure_row(row: dict, state: dict[str, Tensor], p: int) -> float:
+def measure_row(row: dict, state: dict[str, Tensor], p: int, task: str = "add") -> float:
     """Add this check's `key_freqs` and `sum_sq_weights` to its history row; returns the key share.
-    state: the model's parameters by name (HookedTransformer names)."""
+    state: the model's parameters by name (HookedTransformer names). The a-tokens' embedding is read in
+    the task's group order (mul/div: by discrete log, `tasks.coordinates`), else as the tokens are."""
     W_E = state["embed.W_E"][:p]
+    if task not in ("add", "sub") and tasks.has_group(task):
+        W_E = state["embed.W_E"][tasks.coordinates(task, p).a.to(W_E.device)]
     row["key_freqs"] = keys = fourier.key_frequencies(W_E)
     row["sum_sq_weights"] = weight_measures(state, p)["sum_sq_weights"]
     return key_share(W_E, keys)
@@ -64,6 +67,6 @@ def is_clean(history: list[dict], share: float, min_test_acc: float = MIN_TEST_A
             f"{keys} ({share:.0%} of W_E's Fourier norm), sum of squared weights within {change:.2%}")
 
 
-def clean_reason(history: list[dict], state: dict[str, Tensor], p: int, **thresholds) -> str | None:
+def clean_reason(history: list[dict], state: dict[str, Tensor], p: int, task: str = "add", **thresholds) -> str | None:
     """Measure the model at the last history row (see `measure_row`), then `is_clean`."""
-    return is_clean(history, measure_row(history[-1], state, p), **thresholds)
+    return is_clean(history, measure_row(history[-1], state, p, task), **thresholds)

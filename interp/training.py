@@ -1,4 +1,5 @@
-"""Full-batch training on (a + b) mod p, with logged history, snapshots, stops and resume.
+"""Full-batch training on the model's task (interp.tasks; (a + b) mod p by default), with logged history,
+snapshots, stops and resume.
 
 One engine (`Engine`) trains a stack of n >= 1 models; a single run (`Trainer.run`, `train`) is a
 stack of one, a sweep (interp.sweeps) stacks the models that share a shape and a recipe.
@@ -372,7 +373,7 @@ class Engine:
             t.step, t.seconds = self.step, seconds
             row = t.record(loss, train_acc[j], test_loss[j], test_acc[j])
             if tc.stop_when_clean:
-                reason = clean_reason(t.history, self.weights(j), t.model_config.p)
+                reason = clean_reason(t.history, self.weights(j), t.model_config.p, t.model_config.task)
                 if reason and not done:
                     stops[j] = reason
             if not done and tc.stop_at_test_acc is not None and row["test_acc"] >= tc.stop_at_test_acc:

@@ -7,9 +7,9 @@ CONFIDENCE_HELP = (
     "push on the right answer over the whole model's; accompanying circles excluded) and one whole-model\n"
     "vote from gradient symmetricity / distance irrelevance. For clock and pizza: (margin share of that\n"
     "label's circles + 1 if the whole-model vote agrees) / 2; for mixed: the margin share of clear clock\n"
-    "and pizza circles; for ambiguous: 1 minus the leading algorithm's evidence; for non-generalizing: 1\n"
-    "(accuracy alone decides). How often each confidence was right in the calibration sweep: the\n"
-    "reliability table in docs/calibration.md (and `reliability` in the JSON).")
+    "and pizza circles; for ambiguous: 1 minus the leading algorithm's evidence; for non-generalizing and\n"
+    "not-defined: 1 (accuracy, or the task, alone decides). How often each confidence was right in the\n"
+    "calibration sweep: the reliability table in docs/calibration.md (and `reliability` in the JSON).")
 
 # For `interp classify --help` (interp/cli.py): what the command does and what the numbers mean.
 CLI_DESCRIPTION = (
@@ -21,6 +21,8 @@ CLI_DESCRIPTION = (
     "circle) and weighted by its share of the push on the right answer. The whole model's gradient\n"
     "symmetricity / DI add one vote.\n"
     "Labels: clock, pizza, mixed (clock and pizza circles each carrying >= 1/3 of it), ambiguous (the\n"
-    "evidence conflicts\n"
-    "or is inconclusive), non-generalizing (below 99 % accuracy on all pairs). Thresholds and their\n"
-    "calibration against the authors' runs: docs/calibration.md.\n\n" + CONFIDENCE_HELP)
+    "evidence conflicts or is inconclusive), non-generalizing (below 99 % accuracy on all pairs),\n"
+    "not-defined (a task that is no group operation, sq_sum or quad: only accuracy and key frequencies\n"
+    "are measured). sub, mul and div models are classified in their group coordinates (mul, div: discrete\n"
+    "logs, addition mod p - 1; interp.tasks).\n"
+    "Thresholds and their calibration against the authors' runs: docs/calibration.md.\n\n" + CONFIDENCE_HELP)

@@ -21,9 +21,9 @@ from interp import notebook
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 ORDER = ["01_grokking", "02_reverse_engineering_clock", "03_clock_vs_pizza", "04_phase_diagram",
-         "05_bring_your_own_checkpoint"]
+         "05_bring_your_own_checkpoint", "06_other_tasks"]
 ANALYSES = ORDER[:3]  # the notebooks with "your turn" exercises
-TRAINS = ["01_grokking", "03_clock_vs_pizza", "04_phase_diagram"]  # run first, they train (2 and 5 reuse)
+TRAINS = ["01_grokking", "03_clock_vs_pizza", "04_phase_diagram", "06_other_tasks"]  # they train (2 and 5 reuse)
 CELL_TIMEOUT = 240  # seconds per cell, far above what fast mode needs
 
 
@@ -74,7 +74,7 @@ def test_analysis_notebooks_have_exercises_with_hidden_solutions_and_checks(name
 
 @pytest.fixture(scope="module")
 def out_dir(tmp_path_factory):
-    """One folder for all five notebooks' runs, so later notebooks reuse earlier runs as a user's would."""
+    """One folder for all the notebooks' runs, so later notebooks reuse earlier runs as a user's would."""
     return tmp_path_factory.mktemp("notebook_runs")
 
 
