@@ -256,6 +256,7 @@ def classify_model(model) -> Classification:
     )
     result.model.update(_task_fields(task_cfg))
     result.explanation = explain(result)
+    result.reliability = reliability_note(label, result.confidence)
     return result
 
 
@@ -285,7 +286,6 @@ def _not_defined(model) -> Classification:
         evidence={}, model={**{k: v for k, v in cfg.to_dict().items() if k in MODEL_FIELDS}, "task": cfg.task},
         source=model.source_format)
     result.explanation = explain(result)
-    result.reliability = reliability_note(label, result.confidence)
     return result
 
 
