@@ -87,32 +87,31 @@ def parse_candidate(text: str) -> dict:
     return {k.strip(): parse_value(k.strip(), v) for k, v in items}
 
 
+def search(preset: str, n_seeds: int, candidates: list[str]) -> None:
+    """Every candidate on n_seeds seed pairs and both forwards: a log row per run, a summary line per candidate."""
+    base = PRESETS[preset][1]
+    pairs = [(base.seed, base.data_seed), *[(s, s) for s in range(1, n_seeds)]][:n_seeds]
+    LOG.parent.mkdir(parents=True, exist_ok=True)
+    for text in candidates or [""]:
+        overrides, rows = parse_candidate(text), []
+        for (seed, data_seed), forward in ((pair, fw) for pair in pairs for fw in FORWARDS):
+            rows.append(one(preset, overrides, seed, data_seed, forward))
+            with LOG.open("a") as f:
+                f.write(json.dumps(rows[-1]) + "\n")
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+        print(json.dumps({"overrides": overrides, **summary(rows)}), flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="nanda", choices=sorted(PAPER_VERDICT))
     ap.add_argument("--seeds", type=int, default=10, help="seed pairs per candidate (default 10)")
     ap.add_argument("--candidate", action="append", default=[], metavar="FIELD=V,...",
                     help="a recipe to try (repeat); '' is the fast recipe")
-    ap.add_argument("--table", action="store_true")
+    ap.add_argument("--table", action="store_true", help="print the table of the logged rows and exit")
     args = ap.parse_args(argv)
-    if args.table:
-        print(table())
-        return 0
-    torch.set_num_threads(1)
-    base = PRESETS[args.preset][1]
-    pairs = [(base.seed, base.data_seed), *[(s, s) for s in range(1, args.seeds)]][: args.seeds]
-    LOG.parent.mkdir(parents=True, exist_ok=True)
-    for text in args.candidate or [""]:
-        overrides = parse_candidate(text)
-        rows = []
-        for seed, data_seed in pairs:
-            for forward in FORWARDS:
-                row = one(args.preset, overrides, seed, data_seed, forward)
-                rows.append(row)
-                with LOG.open("a") as f:
-                    f.write(json.dumps(row) + "\n")
-                print(json.dumps(row), file=sys.stderr, flush=True)
-        print(json.dumps({"overrides": overrides, **summary(rows)}), flush=True)
+    torch.set_num_threads(1)  # one thread per process: on a shared machine, faster than two (bench_progress)
+    print(table()) if args.table else search(args.preset, args.seeds, args.candidate)
     return 0
 
 
