@@ -3,6 +3,11 @@
     python benchmarks/bench_progress.py                 # nanda, 250 snapshots (TransformerLens demo cadence)
     python benchmarks/bench_progress.py --quick         # tiny, smoke sizes
     python benchmarks/bench_progress.py --run DIR       # an existing run directory
+    python benchmarks/bench_progress.py --run DIR --against main   # this tree's run_progress vs main's
+
+`--against REF`: run_progress of this tree against interp/progress.py as it is at git REF (loaded
+from `git show`, beside this tree's other modules), alternating, on all the snapshots; the median
+time of each, their ratio and the largest relative difference of every measure.
 
 One at a time is what run_progress did before batching: each snapshot read, loaded as a model, its
 logits over all p^2 inputs from the model's own forward (4096-row chunks), then the measures of that
@@ -31,6 +36,12 @@ frequencies of the final snapshot), all with the same numbers (max rel. differen
   with W_L near one core's peak, and the per-head combination), logit measures 17 ms (float64),
   weight measures 2 ms; all_logits with one block buffer and W_L padded to 16 columns: 41.7 -> 37.4
   ms (interleaved).
+- 2026-12-06, branch filters, `--run` (nanda fast, 250 snapshots) `--against 55f9f53 --repeats 3`,
+  OMP_NUM_THREADS=1: stacked_logit_measures in float32 (log1p of the sum over c != s, blocks in cache,
+  index_select) -> run_progress 27.8 s vs 16.7 s, 1.67x, at load 3.3-3.8 (01:12 UTC); 26.3 vs 22.0 s, 1.20x,
+  at load 9.6-8.2 (00:20 UTC). Max rel. difference of any measure 4.9e-8; accuracies equal. After it
+  (cProfile, 1 thread, load ~10): all_logits 72 %, logit measures 19 %, weight measures 4 %, reading 3 %.
+  At 2 threads the machine was too loaded to time (one pair took 22 s, the next 168 s): not measured.
 """
 
 from __future__ import annotations
@@ -38,7 +49,9 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
+import types
 import tempfile
 import time
 from pathlib import Path
@@ -103,6 +116,41 @@ def compare(run: Path, sample: int, repeats: int) -> dict:
     return dict(cfg=cfg, n=len(snaps), n_one=len(subset), med=med, diff=diff, ratio=med["one"] / med["batched"])
 
 
+def module_at(ref: str, path: str = "interp/progress.py") -> types.ModuleType:
+    """The module at `path` as it is at git `ref`, importing this tree's other modules."""
+    root = Path(__file__).resolve().parent.parent
+    src = subprocess.run(["git", "show", f"{ref}:{path}"], cwd=root, capture_output=True, text=True, check=True).stdout
+    name = f"_at_{ref}_{Path(path).stem}".replace("/", "_").replace("-", "_").replace(".", "_")
+    mod = types.ModuleType(name)
+    sys.modules[name] = mod  # dataclasses look their module up
+    exec(compile(src, f"{ref}:{path}", "exec"), mod.__dict__)
+    return mod
+
+
+def against(run_dir: Path, ref: str, repeats: int) -> dict:
+    """run_progress here vs at `ref`, alternating (`repeats` each), same key frequencies."""
+    old = module_at(ref)
+    sha = subprocess.run(["git", "rev-parse", "--short", ref], cwd=Path(__file__).resolve().parent.parent,
+                         capture_output=True, text=True).stdout.strip()
+    last = ck.read_checkpoint(ck.list_snapshots(run_dir)[-1][1])
+    freqs = fourier.key_frequencies(last.state_dict["embed.W_E"], p=last.model_config.p) or [1]
+    times = {"ref": [], "new": []}
+    for _ in range(repeats):
+        for key, fn in (("ref", old.run_progress), ("new", progress.run_progress)):
+            t0 = time.perf_counter()
+            out = fn(run_dir, freqs=freqs)
+            times[key].append(time.perf_counter() - t0)
+            if key == "ref":
+                a = out
+            else:
+                b = out
+    diff = {k: ((getattr(b, k) - getattr(a, k)).abs() / getattr(a, k).abs().clamp_min(1e-300)).max().item()
+            for k in (*progress.MEASURES, "excluded_loss_per_freq")}
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return dict(ref=f"{ref} ({sha})", med=med, ratio=med["ref"] / med["new"], diff=diff, n=len(a.steps),
+                times=times)
+
+
 def run(quick: bool = False, run_dir: str | None = None, sample: int | None = None) -> list[tuple[str, str, str]]:
     load0 = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
@@ -125,7 +173,20 @@ if __name__ == "__main__":
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--run", help="measure this run directory instead of training one")
     ap.add_argument("--sample", type=int, help="time one snapshot in SAMPLE on the slow path (default 5)")
+    ap.add_argument("--against", metavar="REF", help="compare run_progress with interp/progress.py at git REF")
+    ap.add_argument("--repeats", type=int, default=5, help="timings of each side with --against (default 5)")
     args = ap.parse_args()
     print(f"# {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
+    if args.against:
+        if not args.run:
+            ap.error("--against needs --run DIR (make one with this script's make_run, or any run directory)")
+        load0 = os.getloadavg()
+        c = against(Path(args.run), args.against, args.repeats)
+        load1 = os.getloadavg()
+        print(f"run_progress, {c['n']} snapshots: {c['med']['ref']:.2f} s at {c['ref']} vs {c['med']['new']:.2f} s here "
+              f"(medians of {args.repeats}, alternating): {c['ratio']:.2f}x; load average {load0[0]:.1f} -> {load1[0]:.1f}")
+        print("  all timings (s): " + "; ".join(f"{k}: {', '.join(f'{t:.2f}' for t in v)}" for k, v in c["times"].items()))
+        print("  max rel. difference: " + ", ".join(f"{k} {v:.1e}" for k, v in c["diff"].items()))
+        sys.exit(0)
     for row in run(args.quick, args.run, args.sample):
         print(" | ".join(row))

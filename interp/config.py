@@ -34,6 +34,11 @@ NORMALIZATIONS = (None, "LN", "LNPre")
 # Fields added after checkpoints were first written: to_dict leaves them out at their default, so a model
 # without them serialises (checkpoint metadata, run.json, sweep tables) exactly as before.
 _OMIT_AT_DEFAULT = {"normalization_type": None, "eps": 1e-5, "attn_only": False, "task": "add"}
+# Gradient filter between backward and AdamW (Grokfast, Lee et al. 2024; REFERENCES §5), per element:
+# "ema" g + lamb * mu, mu <- alpha mu + (1 - alpha) g, mu starting at the first gradient; "ma" g + lamb *
+# (mean of the last w gradients, this one included), no filtering until w gradients exist (as the
+# paper's code). interp/gradfilters.py has both.
+GRAD_FILTERS = ("none", "ema", "ma")
 
 
 def _show(v) -> str:
@@ -194,8 +199,10 @@ class TrainConfig(_Config):
     betas: tuple[float, float] = (0.9, 0.98)  # AdamW betas, as B1:B2 on the command line
     warmup_steps: int = 10  # linear learning-rate warm-up (updates)
     warmup: str = "nanda"  # warm-up schedule, see WARMUPS
-    grokfast_alpha: float = 0.98  # EMA filter (Lee et al. 2024); off while grokfast_lambda == 0
-    grokfast_lambda: float = 0.0  # Grokfast-EMA amplification (0 = off)
+    grad_filter: str = "none"  # gradient filter before AdamW (Grokfast), see GRAD_FILTERS
+    grokfast_alpha: float = 0.98  # EMA filter's decay alpha (grad_filter "ema")
+    grokfast_lamb: float = 2.0  # filter gain lamb: g + lamb * (EMA or window mean)
+    grokfast_window: int = 100  # MA filter's window w (grad_filter "ma"; w x params of memory)
     seed: int = 999  # model initialisation seed
     data_seed: int = 598  # train/test split seed
     log_every: int = 100  # steps between history rows (train/test loss and accuracy, stop checks)
@@ -218,8 +225,14 @@ class TrainConfig(_Config):
         _int(self, "warmup_steps", 0)
         if self.warmup not in WARMUPS:
             raise ConfigError(f"TrainConfig.warmup must be one of {WARMUPS}, got {_show(self.warmup)}")
+        if self.grad_filter not in GRAD_FILTERS:
+            raise ConfigError(f"TrainConfig.grad_filter must be one of {GRAD_FILTERS}, got {_show(self.grad_filter)}")
         _float(self, "grokfast_alpha", 0.0, 1.0, hi_open=True)
-        _float(self, "grokfast_lambda", 0.0, 100.0)
+        _float(self, "grokfast_lamb", 0.0, 100.0)
+        if self.grad_filter != "none" and self.grokfast_lamb == 0:
+            raise ConfigError(f"TrainConfig.grokfast_lamb must be > 0 with grad_filter {self.grad_filter!r} "
+                              "(a filter of gain 0 changes nothing: use grad_filter 'none')")
+        _int(self, "grokfast_window", 1)
         _int(self, "seed", 0)
         _int(self, "data_seed", 0)
         _int(self, "log_every", 1)
@@ -232,6 +245,24 @@ class TrainConfig(_Config):
         if self.forward not in FORWARDS:
             raise ConfigError(f"TrainConfig.forward must be one of {FORWARDS}, got {_show(self.forward)}")
 
-    @property
-    def grokfast(self) -> bool:
-        return self.grokfast_lambda > 0
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        return super().from_dict(upgrade_train_dict(d))
+
+
+def upgrade_train_dict(d: Any) -> Any:
+    """A TrainConfig dict in today's field names. Run directories and checkpoints written before
+    grad_filter carry `grokfast_lambda` (the EMA filter's gain, 0 = off): it becomes `grokfast_lamb`,
+    with grad_filter "ema" when it is > 0 and "none" otherwise, so an old run loads, resumes and
+    trains exactly as it did. A dict giving both the old name and a new one is refused (which wins
+    would be a guess). Anything not a dict is returned as it is, for from_dict to refuse."""
+    if not isinstance(d, dict) or "grokfast_lambda" not in d:
+        return d
+    clash = sorted({"grad_filter", "grokfast_lamb"} & set(d))
+    if clash:
+        raise ConfigError(f"TrainConfig.grokfast_lambda is the old name of grokfast_lamb; give one of them, "
+                          f"not grokfast_lambda with {', '.join(clash)}")
+    d = dict(d)
+    lamb = d.pop("grokfast_lambda")
+    on = isinstance(lamb, (int, float)) and not isinstance(lamb, bool) and lamb > 0
+    return {**d, "grokfast_lamb": lamb, "grad_filter": "ema" if on else "none"}

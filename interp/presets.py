@@ -84,6 +84,8 @@ def resolve(preset: str | None, recipe: str | None, model_config: ModelConfig | 
             raise ConfigError(f"unknown recipe {recipe!r} for preset {preset!r}; choose one of {', '.join(RECIPES[preset])}")
         tcfg = tcfg.replace(**RECIPES[preset][recipe])
         mcfg, tcfg = model_config or mcfg, train_config or tcfg
+    if "grokfast_lambda" in overrides:  # the filter gain's old name, from scripts written before grad_filter
+        overrides = config.upgrade_train_dict({k: v for k, v in overrides.items() if v is not None or k in OPTIONAL})
     m_fields = {f.name for f in dataclasses.fields(ModelConfig)}
     t_fields = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(overrides) - m_fields - t_fields)
@@ -113,7 +115,7 @@ class Setting:
 
 # Fields whose values form a fixed set (interp/config.py holds the sets).
 _CHOICES = {"act_fn": config.ACT_FNS, "biases": config.BIASES, "normalization_type": config.NORMALIZATIONS,
-            "task": config.TASKS}
+            "task": config.TASKS, "grad_filter": config.GRAD_FILTERS}
 
 
 def _field_comments(cls) -> dict[str, str]:

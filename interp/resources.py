@@ -6,8 +6,8 @@ split is one batch): `--p 30000` asks for ~100 GB before the first step. The est
 bytes (float32 weights, int64 tokens):
 
 - data: all p^2 pairs, their tokens and labels, the split and its copies while they are made;
-- model: weights, gradients, AdamW's two moments, the Grokfast average, and the copy a checkpoint
-  write serialises (snapshots go to disk one at a time; none is kept in memory);
+- model: weights, gradients, AdamW's two moments, the gradient filter's state (Grokfast: the EMA,
+  or the MA filter's window of w gradients, w x params), and the copy a checkpoint write serialises (snapshots go to disk one at a time; none is kept in memory);
 - activations: the full-batch forward pass kept for backward and its gradients (per layer: the
   residual stream, q/k/v, attention scores and pattern, z, the MLP's pre/post activations; the
   last position's logits in float32 and float64), plus the test-set forward pass of a logging step,
@@ -55,6 +55,12 @@ def n_params(mcfg: ModelConfig) -> int:
         return sum(p.numel() for p in Transformer(mcfg, seed=None).parameters() if p.requires_grad)
 
 
+def state_floats(tcfg: TrainConfig) -> int:
+    """Floats of gradient-filter state per trainable parameter (interp.gradfilters): the EMA one, the
+    MA filter its window of w gradients."""
+    return {"none": 0, "ema": 1, "ma": tcfg.grokfast_window}[tcfg.grad_filter]
+
+
 def estimate_training(mcfg: ModelConfig, tcfg: TrainConfig) -> MemoryEstimate:
     """What `interp.train` with these configs will hold at its peak (see the module doc)."""
     pairs, ctx = mcfg.p ** 2, mcfg.n_ctx
@@ -62,7 +68,10 @@ def estimate_training(mcfg: ModelConfig, tcfg: TrainConfig) -> MemoryEstimate:
     n_test = pairs - n_train
     data = pairs * 8 * (3 * ctx + 5)  # pairs [p^2, 2] + a, b; tokens; labels; perm; split copies
     n = n_params(mcfg)
-    model = 4 * n * (1 + 1 + 2 + (1 if tcfg.grokfast else 0) + 4)  # weights, grads, AdamW, Grokfast, a save
+    # weights, grads, AdamW, the gradient filter's state (EMA 1, MA w floats per parameter), and a save's
+    # serialised copy (weights, AdamW and filter state; at least 4 floats per parameter, as measured)
+    f = state_floats(tcfg)
+    model = 4 * n * (1 + 1 + 2 + f + max(4, 3 + f))
     heads = mcfg.n_heads * mcfg.d_head
     per_layer = ctx * (6 * mcfg.d_model + 4 * heads + 2 * mcfg.d_mlp) + 2 * mcfg.n_heads * ctx * ctx  # floats
     train_act = n_train * (6 * mcfg.n_layers * per_layer + 32 * mcfg.d_vocab_out)  # forward + 1/2 for its gradients

@@ -26,7 +26,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from interp.errors import CheckpointError, RunDirError
+from interp.config import upgrade_train_dict
+from interp.errors import CheckpointError, ConfigError, RunDirError
 from interp.fsio import file_mode
 from interp.safeio import parse_json
 
@@ -144,6 +145,12 @@ def check_resume_state(resume_path: Path, info: dict, meta: dict[str, str]) -> N
     for key in ("model_config", "train_config"):
         a, b = _meta_json(meta, key, resume_path), info.get(key)
         if isinstance(a, dict) and isinstance(b, dict) and key == "train_config":
+            # Old names read as today's: run.json is rewritten in today's names by `--resume --steps N`,
+            # while the resume state may still carry the old ones (config.upgrade_train_dict).
+            try:
+                a, b = upgrade_train_dict(a), upgrade_train_dict(b)
+            except ConfigError as e:
+                raise CheckpointError(f"{resume_path}: {e}") from None
             a, b = {k: v for k, v in a.items() if k != "steps"}, {k: v for k, v in b.items() if k != "steps"}
         if a != b:
             diff = sorted(k for k in set(a or {}) | set(b or {}) if (a or {}).get(k) != (b or {}).get(k)) \

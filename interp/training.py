@@ -12,7 +12,7 @@ A run directory holds:
                                   (+ key_freqs with stop_when_clean, stop_reason in the last row)
     checkpoints/step_XXXXXX.safetensors   weights every `checkpoint_every` steps (initial included)
     final.safetensors             weights at the last step
-    resume.safetensors            weights + AdamW + Grokfast state at the last snapshot
+    resume.safetensors            weights + AdamW + gradient-filter state at the last snapshot
 
 `step` counts optimiser updates: the row and snapshot of step s describe the model after s updates.
 Resuming restarts from resume.safetensors and ends with the same weights as an uninterrupted run:
@@ -39,9 +39,10 @@ from interp.config import ModelConfig, TrainConfig
 from interp.data import Dataset, make_dataset
 from interp.device import resolve_device
 from interp.errors import CheckpointError, ConfigError, RunDirError
+from interp.gradfilters import GradFilter, make_filter
 from interp.model import Transformer, loss_fn  # loss_fn re-exported: interp.training.loss_fn stays importable
 from interp.optim import AdamW
-from interp.resources import check_memory
+from interp.resources import check_memory, state_floats
 from interp.safeio import MAX_HISTORY_BYTES, read_json_file
 from interp.stopping import clean_reason
 
@@ -65,39 +66,21 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * min(1.0, done / cfg.warmup_steps) if cfg.warmup_steps else cfg.lr
 
 
-class Grokfast:
-    """Grokfast-EMA (Lee et al. 2024), applied between backward and step:
-    mu <- alpha * mu + (1 - alpha) * g;  g <- g + lambda * mu."""
-
-    def __init__(self, params: dict[str, torch.nn.Parameter], alpha: float, lamb: float):
-        self.params, self.alpha, self.lamb = params, alpha, lamb
-        self.ema: dict[str, torch.Tensor] = {}
-
-    @torch.no_grad()
-    def filter(self) -> None:
-        for name, p in self.params.items():
-            if p.grad is None:
-                continue
-            mu = self.ema.get(name)
-            self.ema[name] = p.grad.detach().clone() if mu is None else mu.mul_(self.alpha).add_(p.grad, alpha=1 - self.alpha)
-            p.grad.add_(self.ema[name], alpha=self.lamb)
-
-
 def make_optimizer(params: dict[str, torch.nn.Parameter], cfg: TrainConfig) -> AdamW:
     return AdamW(list(params.values()), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=cfg.betas)
 
 
 def apply_update(loss: torch.Tensor, params: dict[str, torch.nn.Parameter], optimizer: AdamW,
-                 grokfast: Grokfast | None, cfg: TrainConfig, step: int) -> None:
-    """Update number `step + 1` from the training loss: backward, Grokfast, clipping, warm-up lr, AdamW.
+                 grad_filter: GradFilter | None, cfg: TrainConfig, step: int) -> None:
+    """Update number `step + 1` from the training loss: backward, gradient filter, clipping, warm-up lr, AdamW.
 
     interp.sweep calls it on stacked parameters [n_models, ...]: everything here is element-wise
     except clip_grad (a norm over the whole model), which the sweep refuses.
     """
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    if grokfast:
-        grokfast.filter()
+    if grad_filter:
+        grad_filter.filter()
     if cfg.clip_grad:
         torch.nn.utils.clip_grad_norm_(list(params.values()), cfg.clip_grad)
     for g in optimizer.param_groups:
@@ -144,18 +127,17 @@ class Trainer:
         self.data: Dataset = Dataset(**{k: v.to(self.device) for k, v in vars(data).items()})
         self.params = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
         self.optimizer = make_optimizer(self.params, self.train_config)
-        tc = self.train_config
-        self.grokfast = Grokfast(self.params, tc.grokfast_alpha, tc.grokfast_lambda) if tc.grokfast else None
+        self.grad_filter = make_filter(self.params, self.train_config)
 
     # ---- persistence -------------------------------------------------------------------------
     def resume_state(self) -> dict[str, torch.Tensor]:
-        """Everything training state holds besides the config: weights, AdamW moments, Grokfast EMA."""
+        """Everything training state holds besides the config: weights, AdamW moments, filter state."""
         state = {f"model.{k}": v for k, v in self.model.state_dict().items() if not k.endswith((".mask", ".IGNORE"))}
         for name, p in self.params.items():
             for key, val in self.optimizer.state.get(p, {}).items():
                 state[f"optim.{name}.{key}"] = val if torch.is_tensor(val) else torch.tensor(val)
-        if self.grokfast:
-            state.update({f"grokfast.{n}": v for n, v in self.grokfast.ema.items()})
+        if self.grad_filter:
+            state.update(self.grad_filter.tensors())
         return state
 
     def load_resume_state(self, tensors: dict[str, torch.Tensor], source: str) -> None:
@@ -168,9 +150,9 @@ class Trainer:
             st = {k.split(".")[-1]: v for k, v in tensors.items() if k.startswith(f"optim.{name}.") and k.count(".") == name.count(".") + 2}
             if st:  # AdamW keeps its step counter on the CPU unless capturable
                 self.optimizer.state[p] = {k: v if k == "step" else v.to(self.device) for k, v in st.items()}
-        if self.train_config.grokfast:
-            self.grokfast = Grokfast(self.params, self.train_config.grokfast_alpha, self.train_config.grokfast_lambda)
-            self.grokfast.ema = {k[9:]: v.to(self.device) for k, v in tensors.items() if k.startswith("grokfast.")}
+        self.grad_filter = make_filter(self.params, self.train_config)
+        if self.grad_filter:
+            self.grad_filter.load(tensors, self.device)
 
     def save(self, snapshot: bool) -> None:
         if self.run_dir is None:
@@ -200,7 +182,7 @@ class Trainer:
 
     def update(self, loss: torch.Tensor) -> None:
         """One optimiser update of this model alone (the Engine's step for a stack of one)."""
-        apply_update(loss, self.params, self.optimizer, self.grokfast, self.train_config, self.step)
+        apply_update(loss, self.params, self.optimizer, self.grad_filter, self.train_config, self.step)
         self.step += 1
 
     def finish(self, reason: str) -> TrainResult:
@@ -238,7 +220,7 @@ class Engine:
 
     A stack of one trains its Trainer's own model, parameters and optimiser: a plain PyTorch step.
     More are stacked [n_models, ...] (`stack_module_state`), data too (different splits of the same
-    size), under one AdamW and one Grokfast filter: both are element-wise and the loss is the sum of
+    size), under one AdamW and one gradient filter: both are element-wise and the loss is the sum of
     per-model losses, so each model follows its own run (clip_grad, a norm over a whole model, is
     refused by the sweep). Every Trainer keeps its own bookkeeping and gets its slice of the state
     when saved; a model that stops (step cap, test accuracy, clean circuit: `interp.stopping`) is
@@ -273,7 +255,7 @@ class Engine:
         self.params = dict(params)
         self.trainable = {n: p for n, p in self.params.items() if p.requires_grad}
         self.optimizer = make_optimizer(self.trainable, self.tc)
-        self.grokfast = Grokfast(self.trainable, self.tc.grokfast_alpha, self.tc.grokfast_lambda) if self.tc.grokfast else None
+        self.grad_filter = make_filter(self.trainable, self.tc)
         self._stack_state()
         self._vlogits = vmap(self._logits)
 
@@ -308,12 +290,12 @@ class Engine:
             if all(states):
                 self.optimizer.state[p] = {k: states[0][k].clone() if k == "step" else torch.stack([s[k] for s in states])
                                            for k in states[0]}
-        if self.grokfast and all(t.grokfast.ema for t in self.trainers):
-            self.grokfast.ema = {n: torch.stack([t.grokfast.ema[n] for t in self.trainers]) for n in self.trainable}
+        if self.grad_filter:
+            self.grad_filter.stack([t.grad_filter for t in self.trainers])
 
     @torch.no_grad()
     def _scatter(self, j: int, seconds: float) -> Trainer:
-        """Trainer j with model j's weights, AdamW moments and Grokfast EMA, ready to save."""
+        """Trainer j with model j's weights, AdamW moments and filter state, ready to save."""
         t = self.trainers[j]
         t.step, t.seconds = self.step, seconds
         if self.solo:
@@ -324,8 +306,8 @@ class Engine:
             st = self.optimizer.state.get(self.trainable[n])
             if st:
                 t.optimizer.state[p] = {k: v.clone() if k == "step" else v[j].clone() for k, v in st.items()}
-        if self.grokfast:
-            t.grokfast.ema = {n: e[j].clone() for n, e in self.grokfast.ema.items()}
+        if self.grad_filter:
+            t.grad_filter.model(self.grad_filter, j)
         return t
 
     def _keep(self, keep: list[int]) -> None:
@@ -345,10 +327,8 @@ class Engine:
         for n, p in self.trainable.items():
             if old[n] in state:
                 self.optimizer.state[p] = {k: v if k == "step" else v[idx] for k, v in state[old[n]].items()}
-        if self.grokfast:
-            ema = self.grokfast.ema
-            self.grokfast = Grokfast(self.trainable, self.tc.grokfast_alpha, self.tc.grokfast_lambda)
-            self.grokfast.ema = {n: e[idx] for n, e in ema.items()}
+        if self.grad_filter:
+            self.grad_filter = self.grad_filter.select(self.trainable, idx)
 
     # ---- the loop ------------------------------------------------------------------------------
     def update(self, losses: torch.Tensor) -> None:
@@ -356,7 +336,7 @@ class Engine:
         if self.solo:
             self.trainers[0].update(losses[0])
         else:
-            apply_update(losses.sum(), self.trainable, self.optimizer, self.grokfast, self.tc, self.step)
+            apply_update(losses.sum(), self.trainable, self.optimizer, self.grad_filter, self.tc, self.step)
         self.step += 1
 
     def log(self, logits: torch.Tensor, losses: torch.Tensor, seconds: float, done: bool) -> dict[int, str]:
@@ -452,7 +432,8 @@ def check_disk_space(run_dir: Path, model_config: ModelConfig, train_config: Tra
     """Refuse up front when the snapshots this run will write cannot fit on the disk."""
     n_params = sum(p.numel() for p in Transformer(model_config, seed=None).parameters())
     n_snap = (train_config.steps - start_step) // train_config.checkpoint_every + 2
-    need = n_params * 4 * (n_snap + 1 + 3 + 2) + (1 << 20)  # snapshots, final, resume (x3 with moments), temp copies
+    resume = 3 + state_floats(train_config)  # weights, AdamW moments, filter state (MA: w x params)
+    need = n_params * 4 * (n_snap + 1 + resume + 2 + state_floats(train_config)) + (1 << 20)  # snapshots, final, resume, temp copies
     free = shutil.disk_usage(run_dir).free
     if need > free:
         raise RunDirError(f"{run_dir}: needs about {need / 2**20:.1f} MiB for checkpoints, only {free / 2**20:.1f} MiB free")

@@ -272,3 +272,25 @@ def test_progress_errors(tmp_path):
     assert m.key_freqs == [1] and m.excluded_loss_per_freq.shape == (1,)
     with pytest.raises(InterpError, match="key frequencies"):
         progress.measure(model, train_frac=0.5, data_seed=0)
+
+
+@pytest.mark.parametrize("scale, rtol", [(1.0, 1e-6), (30.0, 1e-5)])
+def test_float32_logit_measures_equal_float64_ones(tiny_run, scale, rtol):
+    """stacked_logit_measures works in the logits' precision: on float32 logits (what all_logits gives) every
+    measure is within 1e-6 relative of the same function on those logits in float64 (which the planted test
+    checks against the definition), accuracies exactly. scale 30: logits spanning ~1000, past float32's exp,
+    so rows go through the float64 recomputation (and a block through the shifted exp); there a float32
+    exponent L - shift of ~1000 is itself rounded by ~6e-5 (measured: 4.5e-6 relative), hence 1e-5."""
+    snaps = [path for _, path in ck.list_snapshots(tiny_run)]
+    states = [ck.read_checkpoint(path).state_dict for path in snaps]
+    cfg = ck.read_checkpoint(snaps[-1]).model_config
+    logits = batched.all_logits(cfg, batched.stack_states(states)) * scale
+    freqs = interp.key_frequencies(interp.load(snaps[-1])) or [1]
+    tr, te = split(cfg.p, 0.8, 0)
+    got = progress.stacked_logit_measures(logits, freqs, tr, te)
+    want = progress.stacked_logit_measures(logits.double(), freqs, tr, te)
+    for k in want:
+        if k.endswith("acc"):
+            assert torch.equal(got[k], want[k]), k
+        else:
+            assert torch.allclose(got[k], want[k], rtol=rtol, atol=0), (k, (got[k] / want[k] - 1).abs().max())

@@ -245,7 +245,9 @@ def test_more_invalid_model_configs_name_the_field(kw, field):
 @pytest.mark.parametrize("kw, field", [
     ({"train_frac": float("nan")}, "train_frac"), ({"lr": float("inf")}, "lr"), ({"lr": 10**400}, "lr"),
     ({"lr": -1e-3}, "lr"), ({"steps": 2.5}, "steps"), ({"steps": -5}, "steps"), ({"checkpoint_every": 0}, "checkpoint_every"),
-    ({"grokfast_alpha": 1.0}, "grokfast_alpha"), ({"grokfast_lambda": -1}, "grokfast_lambda"),
+    ({"grokfast_alpha": 1.0}, "grokfast_alpha"), ({"grokfast_lamb": -1}, "grokfast_lamb"),
+    ({"grad_filter": "sma"}, "grad_filter"), ({"grad_filter": "ma", "grokfast_lamb": 0.0}, "grokfast_lamb"),
+    ({"grokfast_window": 0}, "grokfast_window"),
     ({"clip_grad": 0}, "clip_grad"), ({"stop_at_test_acc": 0}, "stop_at_test_acc"), ({"data_seed": -1}, "data_seed"),
     ({"betas": [0.9, 0.98]}, "betas"), ({"betas": (0.9, float("nan"))}, "betas"), ({"weight_decay": "1"}, "weight_decay"),
 ])

@@ -77,12 +77,12 @@ def test_same_seed_same_weights(tmp_path):
     assert not same_weights(a.model, interp.train("tiny", seed=1, **kw).model)
 
 
-@pytest.mark.parametrize("grokfast", [0.0, 2.0])
-def test_resume_equals_uninterrupted(tmp_path, grokfast):
+@pytest.mark.parametrize("grad_filter", [{}, {"grad_filter": "ema"}, {"grad_filter": "ma", "grokfast_window": 30}])
+def test_resume_equals_uninterrupted(tmp_path, grad_filter):
     """Interrupted after 52 updates (last resume point: step 40), then resumed from the CLI:
-    same weights and same history as a run never interrupted (AdamW moments and Grokfast EMA restored)."""
-    kw = dict(progress=False, steps=80, checkpoint_every=20, log_every=5, stop_at_test_acc=None,
-              grokfast_lambda=grokfast)
+    same weights and same history as a run never interrupted (AdamW moments and filter state restored;
+    the MA window of 30 is full and has wrapped round at the resume point)."""
+    kw = dict(progress=False, steps=80, checkpoint_every=20, log_every=5, stop_at_test_acc=None, **grad_filter)
     full = interp.train("tiny", **kw)
     calls = {"n": 0}
     orig = AdamW.step
@@ -145,17 +145,17 @@ def _table_logits(model, tokens):
 
 def _plain_loop(preset, steps, forward=_table_logits, **overrides):
     """The training step written out in plain PyTorch (the loop main had before the Engine):
-    last-position logits (`forward(model, tokens)`), float64 loss, backward, Grokfast, warm-up lr, AdamW."""
+    last-position logits (`forward(model, tokens)`), float64 loss, backward, gradient filter, warm-up lr, AdamW."""
     from interp.presets import resolve
-    from interp.training import Grokfast, loss_fn, lr_at
+    from interp.gradfilters import make_filter
+    from interp.training import loss_fn, lr_at
 
     mcfg, tcfg = resolve(preset, None, None, None, overrides)
     model = interp.Transformer(mcfg, seed=tcfg.seed)
     data = make_dataset(mcfg, tcfg.train_frac, tcfg.data_seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay, betas=tcfg.betas)
-    gf = Grokfast(dict((n, p) for n, p in model.named_parameters() if p.requires_grad), tcfg.grokfast_alpha,
-                  tcfg.grokfast_lambda) if tcfg.grokfast else None
+    gf = make_filter(dict((n, p) for n, p in model.named_parameters() if p.requires_grad), tcfg)
     for step in range(steps):
         loss = loss_fn(forward(model, data.train_tokens), data.train_labels)
         opt.zero_grad(set_to_none=True)
@@ -169,7 +169,8 @@ def _plain_loop(preset, steps, forward=_table_logits, **overrides):
 
 
 @pytest.mark.parametrize("forward", ["model", "tables"])
-@pytest.mark.parametrize("overrides", [{}, {"grokfast_lambda": 2.0, "seed": 3}, {"attn_rate": 0.0, "lr": 1e-2}])
+@pytest.mark.parametrize("overrides", [{}, {"grad_filter": "ema", "seed": 3}, {"grad_filter": "ma", "grokfast_window": 7},
+                                       {"attn_rate": 0.0, "lr": 1e-2}])
 def test_solo_run_is_bit_identical_to_a_plain_loop(overrides, forward):
     """A single run is the Engine on a stack of one: the same weights, bit for bit, as the plain loop
     with the same forward (TrainConfig.forward: the model's own, the default, or token tables)."""
