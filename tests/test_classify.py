@@ -254,3 +254,13 @@ def test_cli_texts_for_the_classify_command(verdicts):
     assert C.CONFIDENCE_HELP in C.CLI_DESCRIPTION and "mixed" in C.CLI_DESCRIPTION
     lines = C.circle_lines(verdicts["pizza"])
     assert len(lines) == len(verdicts["pizza"].circles) and "accompanying" in lines[1] and "(output at 3)" in lines[1]
+
+
+def test_a_clock_or_pizza_verdict_says_how_often_its_confidence_was_right(verdicts):
+    from interp.reliability_bins import BINS
+
+    v = verdicts["pizza"]
+    lo, hi, right, total = next(b for b in BINS if b[0] <= v.confidence < b[1] or (b[1] == 1.0 and v.confidence == 1.0))
+    assert v.reliability == C.reliability_note("pizza", v.confidence)
+    assert (f"right in {right} of {total} runs" in v.reliability) if total else v.reliability.startswith("no calibration run")
+    assert C.reliability_note("mixed", 1.0) == "" and verdicts["non_generalizing"].reliability == ""
