@@ -199,17 +199,18 @@ def _measure(iso, pair, points: Tensor, variance_share: float, k: int | None, ba
 
 
 def isolate_circles(model, n_pairs: int = 3, pairs: list[tuple[int, int]] | None = None, *,
-                    frequencies: list[int] | None = None) -> list[IsolatedCircle]:
+                    frequencies: list[int] | None = None, table: Tensor | None = None) -> list[IsolatedCircle]:
     """Isolate each circle of the embedding, re-run the model on all p^2 inputs and measure it.
 
     By principal components (Zhong et al.): the pairs (0, 1), (2, 3), ... (the first `n_pairs`, or
     the given `pairs`). By frequency: `frequencies=[k, ...]` keeps the embedding's Fourier component
     of each k in turn (see `isolated_model`). A clock circle gives a low GS and a DI near 1 and its
     logits follow the clock template; a pizza circle the reverse. Everything but accuracy and GS is
-    measured on the circle's own contribution (re-run logits minus `baseline_model`'s)."""
+    measured on the circle's own contribution (re-run logits minus `baseline_model`'s). `table`: the
+    model's own logit table [p, p, p] if the caller has it (else computed here)."""
     p = model.cfg.p
     base = M.logit_table(baseline_model(model))  # [p, p, p], constant over (a, b)
-    whole_margin = correct_margin(M.logit_table(model) - base)
+    whole_margin = correct_margin((M.logit_table(model) if table is None else table) - base)
     mean, V, var = embedding_pca(model)
     X = model.W_E[:p].detach().double() - mean
     total = X.square().sum().clamp_min(1e-300)

@@ -203,11 +203,11 @@ def decide(acc: float, whole: str, circles: list[tuple[str, float]]) -> tuple[st
     return "ambiguous", 1 - max(support.values())
 
 
-def _circle_verdicts(model, keys: list[int]) -> list[CircleVerdict]:
+def _circle_verdicts(model, keys: list[int], table) -> list[CircleVerdict]:
     from interp.circles import isolate_circles
 
     out = []
-    for c in isolate_circles(model, frequencies=keys):
+    for c in isolate_circles(model, frequencies=keys, table=table):
         label, accompanies = circle_label(c)
         out.append(CircleVerdict(
             frequency=c.frequency, label=label, variance_share=c.variance_share, accuracy=c.accuracy,
@@ -238,7 +238,7 @@ def classify_model(model) -> Classification:
         keys, key_source = key_frequencies(table.permute(2, 0, 1).reshape(cfg.p, -1)), "logits"
     key_source = key_source if keys else "none"
     fits = M.template_fits(table, keys)
-    circles = _circle_verdicts(model, keys) if acc >= ACCURACY_MIN and keys else []
+    circles = _circle_verdicts(model, keys, table) if acc >= ACCURACY_MIN and keys else []
     by_k = {c.frequency: c.label for c in circles}
     freqs = [FrequencyVerdict(f.frequency, f.logit_share, f.clock_fve, f.pizza_fve, by_k.get(f.frequency, "unclear"))
              for f in fits.per_frequency]
