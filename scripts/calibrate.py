@@ -376,17 +376,19 @@ def thresholds_table() -> str:
          "the authors' α ≥ 0.8 runs: GS q75 0.635, DI q25 0.757; ours: per-run table"),
         ("CIRCLE_FVE_MIN", C.CIRCLE_FVE_MIN, "a circle with neither template explaining this much is unclear", ""),
         ("CIRCLE_MARGIN", C.CIRCLE_MARGIN, "pizza circle: r ≥ it; clock circle: r < it (exact circuits: ±0.19)",
-         "set at step 300 (circles labelled pizza r ≥ +0.08, clocks r ≤ +0.04); at step 2000 pizza circles r ≥ +0.11, "
-         "clocks r ≤ +0.04 (circle table): still in the gap"),
+         "set on the earlier sweep at step 300 (pizza circles r ≥ +0.08, clocks r ≤ +0.04); on this sweep's own "
+         "contributions at step 2000 pizza circles have r ≥ +0.14, clocks r ≤ −0.02, and the two unclear circles "
+         "+0.04 / +0.06 (circle table)"),
         ("CIRCLE_DI_PIZZA", C.CIRCLE_DI_PIZZA, "pizza circle: DI ≤ it", "authors' Model A circles 0.02–0.05 (own "
          "contributions), Model B's pizza circle 21 0.25. Set on the earlier sweep, where pizza-template circles spread "
          "continuously from DI 0.1 to 0.93 with the baseline left in: a conservative cut, not a gap (those above it stay "
          "unclear). Centring the logits per answer over the inputs (`scripts/circle_di_centred.py`) was not adopted; "
          "subtracting the no-circle model's logits removes exactly the answer-only term the rest of the model adds, "
-         "and leaves the circle's own answer-only part in"),
+         "and leaves the circle's own answer-only part in. This sweep (own contributions, step 2000): pizza circles "
+         "0.12–0.57, the two unclear ones 0.68 / 0.71, clocks ≥ 0.89: the cut is above every pizza circle, by 0.03"),
         ("CIRCLE_DI_CLOCK", C.CIRCLE_DI_CLOCK, "clock circle: DI ≥ it", "authors' Model B clock circles 13 and 16: "
          "1.00 on their own contributions; set on the earlier sweep (circles measured with the baseline left in), "
-         "where our α 0.9 clock circles had 0.82–0.99; where they sit now: circle table"),
+         "where our α 0.9 clock circles had 0.82–0.99; this sweep's clock circles 0.89–0.99 (circle table)"),
         ("MIXED_MIN_SHARE", f"{C.MIXED_MIN_SHARE:.3f}", "mixed: clock and pizza circles each carry ≥ it of the main "
          "circles' margin; below it the minority circle is reported and does not block the label",
          "neither algorithm pushes the right answer twice as hard as the other; the authors' Model B (a clock in "
