@@ -619,7 +619,7 @@ authors' numbers above). `tests/test_classify.py` asserts these labels.
 Files written before these fields existed load with `nanda` for both (the behaviour they were trained with).
 
 Regenerate: the commands at the top of `scripts/calibrate.py`; this file, `docs/calibration.csv` and
-`interp/reliability_bins.py` come from `python scripts/calibrate.py table`.
+`interp/reliability_bins.py` come from `python scripts/calibrate.py table --sweeps runs/fast/lr1e-2` (this page; the default `--sweeps` adds the seed-3 and α 0.3–0.7 sweeps once they are trained).
 """
 
 
