@@ -116,6 +116,26 @@ def isolated_model(model, components: tuple[int, ...] | None = None, *, frequenc
 
 
 @torch.no_grad()
+def ablated_model(model, frequencies: list[int]):
+    """A copy of `model` with the embedding's Fourier components of the given frequencies removed
+    (W_E[:p] -> W_E[:p] - sum_k F_k^T F_k (W_E[:p] - mean), and the same for a diff_vocab model's
+    b-embeddings): the complement of `isolated_model(frequency=k)`. full logits - ablated logits is a
+    circle's contribution measured inside the whole model, with no baseline: a cross-check of the
+    isolated one (the two agree on the authors' Model A and B)."""
+    cfg = model.cfg
+    out = copy.deepcopy(model)
+    try:
+        ks = sorted({int(k) for k in frequencies})  # each once: a repeat would subtract twice
+        F = torch.cat([_frequency_rows(cfg.p, k, device_of(model)) for k in ks])
+    except Exception as e:
+        raise M.MetricError(str(e)) from None
+    for start in (0, cfg.p) if getattr(cfg, "diff_vocab", False) else (0,):
+        X = model.W_E[start:start + cfg.p].detach().double()
+        out.embed.W_E[start:start + cfg.p] = (X - F.T @ (F @ (X - X.mean(0)))).to(out.embed.W_E.dtype)
+    return out.eval()
+
+
+@torch.no_grad()
 def baseline_model(model):
     """A copy of `model` whose token embeddings W_E[:p] (and a diff_vocab model's W_E[p:2p]) are all
     their mean: no circle at all. Its logits depend on the answer c alone; `isolate_circles`

@@ -65,13 +65,17 @@ FIELDS = ["sweep", "run", "alpha", "seed", "data_seed", "step", "accuracy", "gra
 
 
 # ---- training ------------------------------------------------------------------------------------
-def train(out: Path, alphas: list[float], seeds: list[int], data_seeds: list[int], recipe: str) -> None:
+def train(out: Path, alphas: list[float], seeds: list[int], data_seeds: list[int], recipe: str,
+          steps: int | None = None) -> None:
     torch.set_num_threads(1)
     if (out / "sweep.json").exists():
         interp.sweep(out=out, resume=True, classify=False)
     else:
-        interp.sweep("pizza-a", None, out, attn_rate=alphas, seed=seeds, data_seed=data_seeds,
-                     **(RECIPE if recipe == "fast" else PUBLISHED), classify=False)
+        settings = dict(RECIPE if recipe == "fast" else PUBLISHED)
+        if steps is not None:
+            settings["steps"] = steps
+        interp.sweep("pizza-a", None, out, attn_rate=alphas, seed=seeds, data_seed=data_seeds, **settings,
+                     classify=False)
 
 
 # ---- classification ------------------------------------------------------------------------------
@@ -664,6 +668,8 @@ def main(argv=None) -> int:
     t.add_argument("--seeds", default="0,1,2,3")
     t.add_argument("--data-seeds", default="0,1")
     t.add_argument("--recipe", choices=("fast", "published"), default="fast")
+    t.add_argument("--steps", type=int, default=None,
+                   help="stop every run at this step (default: the recipe's, 2 000 fast / 20 000 published)")
     ints = lambda v: [int(x) for x in v.split(",")]  # noqa: E731
     tb = sub.add_parser("table", help="classify the runs and write docs/calibration.{md,csv}")
     tb.add_argument("--sweeps", type=Path, nargs="+", default=[Path(s) for s in SWEEPS])
@@ -675,7 +681,7 @@ def main(argv=None) -> int:
                     help="where the generated reliability table goes (default: interp/reliability_bins.py)")
     args = ap.parse_args(argv)
     if args.cmd == "train":
-        train(args.out, [float(a) for a in args.alphas.split(",")], ints(args.seeds), ints(args.data_seeds), args.recipe)
+        train(args.out, [float(a) for a in args.alphas.split(",")], ints(args.seeds), ints(args.data_seeds), args.recipe, args.steps)
         return 0
 
     torch.set_num_threads(1)

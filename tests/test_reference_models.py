@@ -74,3 +74,28 @@ def test_circle_margins_add_up_to_the_whole_model(verdicts):
     share is a part of the whole model's push on the right answer, not an artefact of the cut."""
     for v in verdicts.values():
         assert abs(sum(c.margin_share for c in v.circles) - 1) < 0.05
+
+
+def test_model_b_circle_21_is_a_pizza_by_measures_that_need_no_baseline():
+    """The paper lists 21 among Model B's clock circles; its own contribution reads pizza. Two checks
+    that do not use `baseline_model`: the logits it carries inside the whole model (full minus the
+    model with frequency 21 removed from the embedding), and the authors' gradient symmetricity of the
+    isolated circle (gradients ignore any constant the rest of the model adds)."""
+    model = load(MODEL_B)
+    full = M.logit_table(model)
+    for k, clock in ((13, True), (16, True), (21, False)):
+        inside = full - M.logit_table(CI.ablated_model(model, [k]))
+        fits = M.template_fits(inside, [k])
+        di = M.distance_irrelevance(inside)
+        gs = M.gradient_symmetricity(CI.isolated_model(model, frequency=k))
+        if clock:
+            assert di >= 0.9 and fits.clock > fits.pizza and gs <= 0.5
+        else:
+            assert di <= 0.4 and fits.pizza > fits.clock and gs >= 0.8
+
+
+def test_ablating_every_frequency_leaves_the_baseline():
+    """ablated_model(all frequencies) is baseline_model: the two cuts are complements."""
+    model = load(MODEL_A)
+    every = CI.ablated_model(model, range(1, (model.cfg.p - 1) // 2 + 1))
+    assert (every.W_E - CI.baseline_model(model).W_E).abs().max() < 1e-5
