@@ -210,6 +210,9 @@ class TrainConfig(_Config):
     stop_at_test_acc: float | None = None  # early stop once test accuracy reaches this
     clip_grad: float | None = None  # clip the gradient norm to this (none = off)
     stop_when_clean: bool = False  # stop once the circuit is clean (interp.stopping)
+    # with stop_when_clean, what "settled" means over the stop's window (interp.stopping):
+    stop_weight_change: float | None = 0.01  # sum of squared weights moved by less than this (relative); none = not asked
+    stop_gs_change: float | None = None  # gradient symmetricity moved by less than this; none = not measured
     forward: str = "model"  # training forward, see FORWARDS: "tables" is faster, rounds differently
 
     def __post_init__(self):
@@ -242,6 +245,9 @@ class TrainConfig(_Config):
         if self.clip_grad is not None:
             _float(self, "clip_grad", 0.0, 1e6, lo_open=True)
         _bool(self, "stop_when_clean")
+        for name in ("stop_weight_change", "stop_gs_change"):
+            if getattr(self, name) is not None:
+                _float(self, name, 0.0, 10.0, lo_open=True)
         if self.forward not in FORWARDS:
             raise ConfigError(f"TrainConfig.forward must be one of {FORWARDS}, got {_show(self.forward)}")
 

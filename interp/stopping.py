@@ -10,11 +10,16 @@ steps) and needs all of these over the last `stable_checks` checks:
 3. now, they carry >= `min_key_share` of W_E[:p]'s non-constant squared Fourier norm (`key_share`);
 4. the weights have settled: the total sum of squared weights (`progress.weight_measures`), which
    falls during clean-up (and can rise after it at a high learning rate), changed by less than
-   `max_weight_change` (relative) across the window.
+   `max_weight_change` (relative) across the window (TrainConfig.stop_weight_change; None: not asked);
+5. optionally (TrainConfig.stop_gs_change), the gradient symmetricity (`metrics.gradient_symmetricity`,
+   the verdict's own measure) moved by less than `max_gs_change` across the window. A clock's
+   signature keeps sharpening after W_E and the weight norm have settled (standard attention,
+   pizza-b): without this the stop can come while the model is still turning from pizza to clock.
 
-Each check writes `key_freqs` and `sum_sq_weights` into its history row, so the stop needs no
-state besides the history (a resumed run stops where an uninterrupted one does). The thresholds
-come from scripts/study_clean_stop.py (docs/performance.md, "When is the circuit clean?").
+Each check writes `key_freqs`, `sum_sq_weights` (and `gradient_symmetricity` when asked) into its
+history row, so the stop needs no state besides the history (a resumed run stops where an
+uninterrupted one does). The thresholds come from scripts/study_clean_stop.py (docs/performance.md,
+"When is the circuit clean?").
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import torch
 from torch import Tensor
 
 from interp import fourier, tasks
+from interp.metrics import gradient_symmetricity
 from interp.progress import weight_measures
 
 MIN_TEST_ACC = 0.99
@@ -39,11 +45,18 @@ def key_share(W_E: Tensor, keys: list[int]) -> float:
     return (sq[[k - 1 for k in keys]].sum() / sq.sum().clamp_min(1e-300)).item()
 
 
-@torch.no_grad()
-def measure_row(row: dict, state: dict[str, Tensor], p: int, task: str = "add") -> float:
-    """Add this check's `key_freqs` and `sum_sq_weights` to its history row; returns the key share.
-    state: the model's parameters by name (HookedTransformer names). The a-tokens' embedding is read in
-    the task's group order (mul/div: by discrete log, `tasks.coordinates`), else as the tokens are."""
+def measure_row(row: dict, state: dict[str, Tensor], p: int, task: str = "add", model=None) -> float:
+    """Add this check's `key_freqs` and `sum_sq_weights` to its history row (and, given the `model`,
+    its `gradient_symmetricity`); returns the key share. state: the model's parameters by name
+    (HookedTransformer names). The a-tokens' embedding is read in the task's group order (mul/div:
+    by discrete log, `tasks.coordinates`), else as the tokens are."""
+    if model is not None:
+        row["gradient_symmetricity"] = gradient_symmetricity(model)
+    with torch.no_grad():
+        return _measure_weights(row, state, p, task)
+
+
+def _measure_weights(row: dict, state: dict[str, Tensor], p: int, task: str) -> float:
     W_E = state["embed.W_E"][:p]
     if task not in ("add", "sub") and tasks.has_group(task):
         W_E = state["embed.W_E"][tasks.coordinates(task, p).a.to(W_E.device)]
@@ -53,20 +66,34 @@ def measure_row(row: dict, state: dict[str, Tensor], p: int, task: str = "add") 
 
 
 def is_clean(history: list[dict], share: float, min_test_acc: float = MIN_TEST_ACC, stable_checks: int = STABLE_CHECKS,
-             min_key_share: float = MIN_KEY_SHARE, max_weight_change: float = MAX_WEIGHT_CHANGE) -> str | None:
-    """Why the circuit is clean at the last history row (with `share` its key share), or None."""
+             min_key_share: float = MIN_KEY_SHARE, max_weight_change: float | None = MAX_WEIGHT_CHANGE,
+             max_gs_change: float | None = None) -> str | None:
+    """Why the circuit is clean at the last history row (with `share` its key share), or None.
+    max_weight_change / max_gs_change None: that measure is not asked."""
     recent = history[-stable_checks:]
     keys = recent[-1].get("key_freqs")
-    if (not keys or len(recent) < stable_checks
+    if (not keys or len(recent) < stable_checks or share < min_key_share
             or any(r.get("key_freqs") != keys or r["test_acc"] < min_test_acc for r in recent)):
         return None
-    change = abs(recent[-1]["sum_sq_weights"] / recent[0]["sum_sq_weights"] - 1)
-    if share < min_key_share or not change < max_weight_change:
-        return None
-    return (f"clean circuit: over the last {stable_checks} checks test acc >= {min_test_acc:g}, key frequencies "
-            f"{keys} ({share:.0%} of W_E's Fourier norm), sum of squared weights within {change:.2%}")
+    why = [f"test acc >= {min_test_acc:g}", f"key frequencies {keys} ({share:.0%} of W_E's Fourier norm)"]
+    if max_weight_change is not None:
+        change = abs(recent[-1]["sum_sq_weights"] / recent[0]["sum_sq_weights"] - 1)
+        if not change < max_weight_change:
+            return None
+        why.append(f"sum of squared weights within {change:.2%}")
+    if max_gs_change is not None:
+        gs = [r.get("gradient_symmetricity") for r in recent]
+        if None in gs or not max(gs) - min(gs) < max_gs_change:
+            return None
+        why.append(f"gradient symmetricity {min(gs):.2f}-{max(gs):.2f}")
+    return f"clean circuit: over the last {stable_checks} checks " + ", ".join(why)
 
 
-def clean_reason(history: list[dict], state: dict[str, Tensor], p: int, task: str = "add", **thresholds) -> str | None:
-    """Measure the model at the last history row (see `measure_row`), then `is_clean`."""
-    return is_clean(history, measure_row(history[-1], state, p, task), **thresholds)
+def clean_reason(history: list[dict], state: dict[str, Tensor], p: int, task: str = "add", model=None,
+                 max_weight_change: float | None = MAX_WEIGHT_CHANGE, max_gs_change: float | None = None) -> str | None:
+    """Measure the model at the last history row (see `measure_row`; `model` is needed for
+    max_gs_change), then `is_clean`."""
+    if max_gs_change is not None and model is None:
+        raise ValueError("max_gs_change needs the model (gradient symmetricity is measured on it)")
+    share = measure_row(history[-1], state, p, task, model if max_gs_change is not None else None)
+    return is_clean(history, share, max_weight_change=max_weight_change, max_gs_change=max_gs_change)

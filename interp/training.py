@@ -21,6 +21,7 @@ training is full batch and draws no random numbers after initialisation.
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import time
@@ -282,6 +283,16 @@ class Engine:
             return dict(self.trainers[0].model.named_parameters())
         return {n: p[j] for n, p in self.params.items()}
 
+    def model_now(self, j: int) -> Transformer:
+        """Model j with its weights now: the model itself when solo, else a copy (a stack's models hold
+        their weights in the stacked parameters)."""
+        if self.solo:
+            return self.trainers[0].model
+        model = copy.deepcopy(self.trainers[j].model)
+        with torch.no_grad():
+            model.load_state_dict(self.weights(j), strict=False)
+        return model
+
     # ---- stacking state ------------------------------------------------------------------------
     def _stack_state(self) -> None:
         """Optimiser and filter state of resumed trainers (all at the same step), stacked."""
@@ -353,7 +364,9 @@ class Engine:
             t.step, t.seconds = self.step, seconds
             row = t.record(loss, train_acc[j], test_loss[j], test_acc[j])
             if tc.stop_when_clean:
-                reason = clean_reason(t.history, self.weights(j), t.model_config.p, t.model_config.task)
+                reason = clean_reason(t.history, self.weights(j), t.model_config.p, t.model_config.task,
+                                      self.model_now(j) if tc.stop_gs_change is not None else None,
+                                      tc.stop_weight_change, tc.stop_gs_change)
                 if reason and not done:
                     stops[j] = reason
             if not done and tc.stop_at_test_acc is not None and row["test_acc"] >= tc.stop_at_test_acc:

@@ -4,23 +4,29 @@ docs/calibration.csv side by side with the authors' quartiles; also train the au
 recipe on a few seeds and compare the two recipes' GS / DI distributions per alpha bin, snapshot by
 snapshot (the "DI gap").
 
-    # the calibration sweep (fast recipe, below): alpha 0.1-0.9 x model seeds 0-3 x data splits 0-1,
-    # 40 runs, one thread each, resumable (re-run the same command to continue)
-    OMP_NUM_THREADS=1 python scripts/calibrate.py train --out runs/fast/lr1e-2 --alphas 0.1,0.9 --seeds 0,1,2
-    OMP_NUM_THREADS=1 python scripts/calibrate.py train --out runs/fast/lr1e-2-s3 --seeds 3
-    OMP_NUM_THREADS=1 python scripts/calibrate.py train --out runs/fast/lr1e-2-mid --alphas 0.3,0.5,0.7 --seeds 0,1,2
-    # the published recipe (lr 1e-3, 20 000 steps, snapshots every 1 000): alpha 0.1 and 0.9 x 6 runs
+    # the calibration sweep: the published recipe (lr 1e-3) stopped at step 5 000, alpha 0.1-0.9 x
+    # model seeds 0-3 x data splits 0-1 = 40 runs, snapshots every 1 000 steps, one thread each,
+    # resumable (re-run the same command to continue); the alpha 0.1 / 0.9 runs of seeds 0-2 are the
+    # recipe comparison's published runs (trained on past 5 000: a0.1 to 9 000)
     OMP_NUM_THREADS=1 python scripts/calibrate.py train --recipe published --out runs/published/a0.1 --alphas 0.1 --seeds 0,1,2
     OMP_NUM_THREADS=1 python scripts/calibrate.py train --recipe published --out runs/published/a0.9 --alphas 0.9 --seeds 0,1,2
+    OMP_NUM_THREADS=1 python scripts/calibrate.py train --recipe published --steps 5000 --out runs/cal/mid-s01 --alphas 0.3,0.5,0.7 --seeds 0,1
+    OMP_NUM_THREADS=1 python scripts/calibrate.py train --recipe published --steps 5000 --out runs/cal/mid-s23 --alphas 0.3,0.5,0.7 --seeds 2,3
+    OMP_NUM_THREADS=1 python scripts/calibrate.py train --recipe published --steps 5000 --out runs/cal/ends-s3 --alphas 0.1,0.9 --seeds 3
+    # the fast recipe (lr 1e-2 x 2 000 steps), compared with the published one
+    OMP_NUM_THREADS=1 python scripts/calibrate.py train --out runs/fast/lr1e-2 --alphas 0.1,0.9 --seeds 0,1,2
     # classify and regenerate docs/calibration.md + docs/calibration.csv + interp/reliability_bins.py
     python scripts/calibrate.py table
 
-Calibration recipe (RECIPE below): the pizza-a preset (p 59, [a, b], no mask, MLP biases, 80 % train,
-AdamW wd 2, betas (0.9, 0.98), the authors' init and warm-up) at width 128, with lr 1e-2 instead of
-1e-3 for 2 000 steps instead of 20 000: the same total weight decay (lr x wd x steps = 40: AdamW's
-decoupled decay shrinks every weight by lr x wd per step) at a tenth of the steps. Every run of a
-sweep directory is a (model seed, data split) pair from `--seeds` x `--data-seeds` (default 0,1).
-Training is deterministic and a resumed run ends with the same weights as an uninterrupted one.
+Calibration recipe: the pizza-a preset's own (published) recipe (p 59, [a, b], no mask, MLP biases,
+80 % train, AdamW lr 1e-3, wd 2, betas (0.9, 0.98), the authors' init and warm-up) at width 128,
+classified at step 5 000 of the published 20 000: there both end bins' GS and DI medians are inside
+the authors' interquartile ranges (docs/calibration.md), at a quarter of the cost.
+The fast recipe (RECIPE below: lr 1e-2 for 2 000 steps, the same total weight decay lr x wd x steps
+= 40 as the published 20 000) reproduces GS but not the pizzas' DI (the DI gap, docs/calibration.md).
+Every run of a sweep directory is a (model seed, data split) pair from `--seeds` x `--data-seeds`
+(default 0,1). Training is deterministic and a resumed run ends with the same weights as an
+uninterrupted one.
 """
 
 from __future__ import annotations
@@ -44,8 +50,10 @@ from interp.checkpoints import atomic_write_bytes, list_snapshots
 RECIPE = dict(lr=1e-2, steps=2000, checkpoint_every=100, log_every=50)
 PUBLISHED = dict(checkpoint_every=1000, log_every=100)  # the preset's own recipe: lr 1e-3, 20 000 steps
 ALPHAS = (0.1, 0.3, 0.5, 0.7, 0.9)
-SWEEPS = ("runs/fast/lr1e-2", "runs/fast/lr1e-2-s3", "runs/fast/lr1e-2-mid")
 PUBLISHED_SWEEPS = ("runs/published/a0.1", "runs/published/a0.9")
+SWEEPS = (*PUBLISHED_SWEEPS, "runs/cal/mid-s01", "runs/cal/mid-s23", "runs/cal/ends-s3")  # the calibration
+CAL_STEPS = (1000, 3000, 5000)  # classified; the last is the calibration
+FAST_SWEEPS = ("runs/fast/lr1e-2",)
 # Snapshots of the fast recipe compared with the published one at the same total decay lr x wd x steps
 # (fast step s <-> published step 10 s), and the fast recipe's end.
 FAST_COMPARE_STEPS = (100, 200, 300, 400, 500, 1000, 2000)
@@ -407,20 +415,20 @@ def thresholds_table() -> str:
 
 
 def markdown(by_step: dict[int, list[tuple[dict, dict]]], fixtures: str, published: dict[int, list[dict]],
-             fast: dict[int, list[dict]], pub_verdicts: list[tuple[dict, dict]]) -> str:
+             fast: dict[int, list[dict]], fast_verdicts: list[tuple[dict, dict]]) -> str:
     step = max(by_step)
     verdicts = by_step[step]
     rows = [r for r, _ in verdicts]
-    pub_rows = [r for r, _ in pub_verdicts]
-    missed = off_target(verdicts) + off_target(pub_verdicts)
+    fast_rows = [r for r, _ in fast_verdicts]
+    missed = off_target(verdicts)
     return TEMPLATE.format(
         confidence="The" + C.CONFIDENCE_HELP.replace("\n", " ").removeprefix("confidence: the"), thresholds=thresholds_table(),
-        reference=reference_section(), recipe=json.dumps(RECIPE), step=step, n=len(rows),
+        reference=reference_section(), fast_recipe=json.dumps(RECIPE), step=step, n=len(rows),
         recipes=recipe_table(published, fast), gap=GAP,
-        distribution=distribution_table(rows), labels=label_table(rows), reliability=reliability_table(rows + pub_rows),
-        pub_labels=label_table(pub_rows) if pub_rows else "(no published-recipe runs)",
-        pub_steps=", ".join(sorted({f"α {r['alpha']:g}: step {r['step']}" for r in pub_rows})) or "—",
-        pub_runs=runs_table(pub_rows) if pub_rows else "",
+        distribution=distribution_table(rows), labels=label_table(rows), reliability=reliability_table(rows + fast_rows),
+        fast_labels=label_table(fast_rows) if fast_rows else "(no fast-recipe runs)",
+        fast_steps=", ".join(sorted({str(r["step"]) for r in fast_rows})) or "—",
+        fast_off_target=preset_table(off_target(fast_verdicts)) if off_target(fast_verdicts) else "(none)",
         trajectory=trajectory_table({s: [r for r, _ in v] for s, v in by_step.items()}),
         steps=", ".join(map(str, sorted(by_step))), circle_stats=circle_stats(verdicts), minority=minority_table(verdicts),
         off_target=preset_table(missed) if missed else "(none: every run has its target label)",
@@ -546,12 +554,14 @@ are the same point of the two recipes' schedules.
 
 ## The calibration sweep
 
-Recipe: the `pizza-a` preset (Zhong et al.: p 59, width 128, [a, b], no mask, MLP biases, 80 % train,
-AdamW wd 2, betas (0.9, 0.98), their init and warm-up, see "Whose choices" below) with attention rate
-α ∈ {{0.1, 0.3, 0.5, 0.7, 0.9}}, model seeds 0–3 × data splits 0–1 (8 runs per α), overrides
-`{recipe}`: lr 1e-2 for 2 000 steps instead of the published lr 1e-3 for 20 000 (the same total decay,
-lr × wd × steps = 40, at a tenth of the steps; the section above compares the two). Classified at
-step {step}; {n} runs.
+Recipe: the `pizza-a` preset's published recipe (Zhong et al.: p 59, width 128, [a, b], no mask, MLP
+biases, 80 % train, AdamW lr 1e-3, wd 2, betas (0.9, 0.98), their init and warm-up, see "Whose choices"
+below) with attention rate α ∈ {{0.1, 0.3, 0.5, 0.7, 0.9}}, model seeds 0–3 × data splits 0–1 (8 runs
+per α), classified at step {step} of the published 20 000 (lr × wd × steps = 10): there the GS and DI
+medians of both end bins are inside the authors' interquartile ranges (next table), at a quarter of
+the published cost (one model-step ≈ 77 ms on one core here: 40 runs × 5 000 steps ≈ 4.3 core-hours).
+The fast recipe (`{fast_recipe}`) is not the calibration: it misses the pizzas' DI (section above).
+{n} runs.
 
 ### Our GS / DI distribution against the authors' (per α bin, step {step})
 
@@ -564,13 +574,15 @@ overlap). Their bins hold α spread over the bin; ours one α each (the bin's mi
 
 {labels}
 
-### Labels on the published recipe (the same seeds; {pub_steps})
+### Labels on the fast recipe (lr 1e-2, step {fast_steps}; seeds 0–2 × splits 0–1)
 
-{pub_labels}
+{fast_labels}
 
-{pub_runs}
+Its runs off target, circle by circle:
 
-### Reliability: how often a label at a given confidence was right (both recipes' runs above)
+{fast_off_target}
+
+### Reliability: how often a label at a given confidence was right (the calibration runs and the fast recipe's)
 
 {reliability}
 
@@ -623,7 +635,8 @@ authors' numbers above). `tests/test_classify.py` asserts these labels.
 Files written before these fields existed load with `nanda` for both (the behaviour they were trained with).
 
 Regenerate: the commands at the top of `scripts/calibrate.py`; this file, `docs/calibration.csv` and
-`interp/reliability_bins.py` come from `python scripts/calibrate.py table --sweeps runs/fast/lr1e-2` (this page; the default `--sweeps` adds the seed-3 and α 0.3–0.7 sweeps once they are trained).
+`interp/reliability_bins.py` come from `python scripts/calibrate.py table` (the defaults: the five
+calibration sweeps at steps 1 000, 3 000, 5 000; the fast sweep for the comparison).
 """
 
 
@@ -644,18 +657,17 @@ def compare_rows(sweeps: list[Path], steps, alphas=None) -> dict[int, list[dict]
     return out
 
 
-def published_verdicts(sweeps: list[Path]) -> list[tuple[dict, dict]]:
-    """Classification rows of the published-recipe runs, each sweep at the last snapshot all its runs
-    have reached (the runs of one sweep train in one stack, so they are in step)."""
+def verdicts_at(sweeps: list[Path], step: int) -> list[tuple[dict, dict]]:
+    """(table row, classification) of every run of `sweeps` that has a snapshot at `step`."""
     out = []
     for sweep in sweeps:
-        dirs = run_dirs(sweep)
-        common = set.intersection(*({s for s, _ in list_snapshots(d) if s > 0} for d in dirs)) if dirs else set()
-        if common:
-            step = max(common)
-            for d in dirs:
-                out.append(row_for(sweep, d, *snapshot_at(d, step)))
-                print(f"{sweep.name}/{d.name} step {step}: {out[-1][0]['label']}", file=sys.stderr, flush=True)
+        for run_dir in run_dirs(sweep):
+            snap = snapshot_at(run_dir, step)
+            if snap is None:
+                print(f"skipping {run_dir}: no snapshot at step {step}", file=sys.stderr)
+                continue
+            out.append(row_for(sweep, run_dir, *snap))
+            print(f"{sweep.name}/{run_dir.name} step {step}: {out[-1][0]['label']}", file=sys.stderr, flush=True)
     return out
 
 
@@ -672,10 +684,14 @@ def main(argv=None) -> int:
                    help="stop every run at this step (default: the recipe's, 2 000 fast / 20 000 published)")
     ints = lambda v: [int(x) for x in v.split(",")]  # noqa: E731
     tb = sub.add_parser("table", help="classify the runs and write docs/calibration.{md,csv}")
-    tb.add_argument("--sweeps", type=Path, nargs="+", default=[Path(s) for s in SWEEPS])
-    tb.add_argument("--published", type=Path, nargs="*", default=[Path(s) for s in PUBLISHED_SWEEPS])
-    tb.add_argument("--steps", type=ints, default=[300, 800, RECIPE["steps"]],
-                    help="snapshot steps to classify, comma-separated; the last is the calibration (default: 300,800,2000)")
+    tb.add_argument("--sweeps", type=Path, nargs="+", default=[Path(s) for s in SWEEPS],
+                    help="the calibration sweeps (published recipe)")
+    tb.add_argument("--steps", type=ints, default=list(CAL_STEPS),
+                    help="snapshot steps to classify, comma-separated; the last is the calibration (default: 1000,3000,5000)")
+    tb.add_argument("--published", type=Path, nargs="*", default=[Path(s) for s in PUBLISHED_SWEEPS],
+                    help="published-recipe runs for the recipe comparison (every snapshot)")
+    tb.add_argument("--fast", type=Path, nargs="*", default=[Path(s) for s in FAST_SWEEPS],
+                    help="fast-recipe runs: the recipe comparison and their labels at step 2 000")
     tb.add_argument("--docs", type=Path, default=Path("docs"))
     tb.add_argument("--reliability", type=Path, default=Path(__file__).resolve().parent.parent / "interp" / "reliability_bins.py",
                     help="where the generated reliability table goes (default: interp/reliability_bins.py)")
@@ -685,16 +701,7 @@ def main(argv=None) -> int:
         return 0
 
     torch.set_num_threads(1)
-    by_step: dict[int, list[tuple[dict, dict]]] = {}
-    for step in args.steps:
-        for sweep in args.sweeps:
-            for run_dir in run_dirs(sweep):
-                snap = snapshot_at(run_dir, step)
-                if snap is None:
-                    print(f"skipping {run_dir}: no snapshot at step {step}", file=sys.stderr)
-                    continue
-                by_step.setdefault(step, []).append(row_for(sweep, run_dir, *snap))
-                print(f"{run_dir.name} step {step}: {by_step[step][-1][0]['label']}", file=sys.stderr, flush=True)
+    by_step = {step: v for step in args.steps if (v := verdicts_at(args.sweeps, step))}
     if not by_step:
         print("no snapshots at the given steps", file=sys.stderr)
         return 2
@@ -706,12 +713,12 @@ def main(argv=None) -> int:
     args.docs.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(args.docs / "calibration.csv", buf.getvalue().encode())
     published = compare_rows(args.published, None)
-    pub_verdicts = published_verdicts(args.published)
-    fast = compare_rows([s for s in args.sweeps if (s / "runs").exists()], FAST_COMPARE_STEPS, alphas=(0.1, 0.9))
+    fast = compare_rows(args.fast, FAST_COMPARE_STEPS, alphas=(0.1, 0.9))
+    fast_verdicts = verdicts_at(args.fast, RECIPE["steps"])
     fixtures = fixtures_table(Path(__file__).resolve().parent.parent / "tests" / "fixtures")
-    atomic_write_bytes(args.docs / "calibration.md", markdown(by_step, fixtures, published, fast, pub_verdicts).encode())
+    atomic_write_bytes(args.docs / "calibration.md", markdown(by_step, fixtures, published, fast, fast_verdicts).encode())
     rows = [r for r, _ in by_step[max(by_step)]]
-    atomic_write_bytes(args.reliability, reliability_module(rows + [r for r, _ in pub_verdicts]).encode())
+    atomic_write_bytes(args.reliability, reliability_module(rows + [r for r, _ in fast_verdicts]).encode())
     print(label_table(rows))
     return 0
 

@@ -21,13 +21,15 @@ def test_fast_recipe_keeps_task_and_architecture(preset):
     assert fast_m == published_m == PRESETS[preset][0]
     assert all(getattr(fast_t, k) == getattr(published_t, k) for k in TASK)
     assert fast_t.stop_at_test_acc is None  # never stop at 99 %: the product is the circuit, not the accuracy
-    if preset == "pizza-b":  # fixed length: the clean stop fires before the clock forms (presets.py)
-        assert not fast_t.stop_when_clean and fast_t.steps == 1500 and fast_t.checkpoint_every <= 50
+    assert fast_t.stop_when_clean and fast_t.steps >= 1000  # stops at a clean circuit, with a cap
+    if preset == "pizza-b":  # waits for GS to settle (the clock forms after W_E has: presets.py), checked every 100
+        assert fast_t.stop_gs_change is not None and fast_t.stop_weight_change is None
+        assert fast_t.checkpoint_every <= 50 and fast_t.log_every == 100
     else:
-        assert fast_t.stop_when_clean and fast_t.steps >= 1000  # stops at a clean circuit, with a cap
+        assert fast_t.stop_gs_change is None and fast_t.stop_weight_change is not None
         assert fast_t.checkpoint_every <= 20  # a few dozen snapshots even in a short run
+        assert fast_t.log_every <= 10  # a timely stop, and loss curves with detail
     assert not published_t.stop_when_clean  # the published recipe runs its full length
-    assert fast_t.log_every <= 10  # a timely stop, and loss curves with detail
     assert fast_t.clip_grad is None
     assert (fast_t.lr, fast_t.weight_decay) != (published_t.lr, published_t.weight_decay)
 

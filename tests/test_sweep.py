@@ -16,6 +16,8 @@ from interp.sweeps import GROUP_SHARE, expand, group_key, group_size, plan_group
 
 from interp import sweeps, training
 
+from helpers import one_thread
+
 # Early stop at 0.4 test accuracy: in this grid the models finish at different steps, so
 # models leave the stack while others go on. Different splits (data_seed) are stacked too.
 GRID = dict(attn_rate=[0.0, 0.5, 1.0], data_seed=[0, 1])
@@ -31,19 +33,6 @@ def assert_same_model(a, b, atol=1e-6):
     assert wa.keys() == wb.keys()
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], atol=atol, rtol=0, msg=k)
-
-
-class one_thread:
-    """Stacked equals alone bit for bit at one torch thread. With more, MKL may split a batched (vmapped)
-    matmul and the single one differently: on this CI machine's CPU (2026-12-05) 2 threads gave last-bit
-    differences after one update (up to 5.5e-7), which 40 updates amplify past any tolerance."""
-
-    def __enter__(self):
-        self.n = torch.get_num_threads()
-        torch.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.n)
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,8 @@ from interp.errors import ConfigError, RunDirError
 from interp.optim import AdamW
 from interp.cli import main
 
+from helpers import one_thread
+
 
 def weights(model):
     return {k: v for k, v in model.state_dict().items()}
@@ -244,6 +246,46 @@ def test_is_clean_needs_every_condition():
     assert is_clean([dict(ok[0], test_acc=0.9), *ok[1:]], 0.95) is None  # not generalised throughout
     assert is_clean([dict(ok[0], sum_sq_weights=120.0), *ok[1:]], 0.95) is None  # still cleaning up
     assert is_clean([dict(r, key_freqs=[]) for r in ok], 0.95) is None  # no key frequencies
+
+
+def test_is_clean_gradient_symmetricity_window():
+    """stop_gs_change: GS must have moved less than the tolerance across the window (and been measured
+    at every check of it); stop_weight_change None drops the weight criterion."""
+    from interp.stopping import is_clean
+
+    row = dict(test_acc=1.0, key_freqs=[3, 7], sum_sq_weights=100.0)
+    rows = lambda gs, ssw=(100.0, 100.0, 100.0): [dict(row, step=s, gradient_symmetricity=g, sum_sq_weights=w)  # noqa: E731
+                                                   for s, g, w in zip((0, 100, 200), gs, ssw)]
+    assert "gradient symmetricity 0.50-0.51" in is_clean(rows((0.50, 0.51, 0.505)), 0.95, max_gs_change=0.02)
+    assert is_clean(rows((0.56, 0.51, 0.50)), 0.95, max_gs_change=0.02) is None  # still falling
+    assert is_clean([dict(r, gradient_symmetricity=None) for r in rows((0.5,) * 3)], 0.95, max_gs_change=0.02) is None
+    rising = rows((0.5,) * 3, ssw=(100.0, 110.0, 120.0))  # the weight norm still moving
+    assert is_clean(rising, 0.95, max_gs_change=0.02) is None
+    assert "sum of squared" not in is_clean(rising, 0.95, max_weight_change=None, max_gs_change=0.02)
+
+
+def test_gs_stop_is_recorded_stacked_equals_alone_and_resumes(tmp_path):
+    """With stop_gs_change every check writes the model's gradient symmetricity into its history row
+    (measured as metrics.gradient_symmetricity measures the saved model), the stop needs it settled, a
+    model in a stacked sweep stops where it stops alone, and a resumed run stops at the same step."""
+    from interp import metrics
+
+    kw = dict(lr=1e-2, steps=1500, stop_at_test_acc=None, stop_when_clean=True, stop_gs_change=0.05,
+              stop_weight_change=None, log_every=20, checkpoint_every=20)
+    with one_thread():
+        whole = interp.train("tiny", out=tmp_path / "whole", progress=False, **kw)
+        assert whole.stop_reason.startswith("clean circuit") and "gradient symmetricity" in whole.stop_reason
+        gs = [r["gradient_symmetricity"] for r in whole.history if "gradient_symmetricity" in r]
+        assert len(gs) >= 3 and max(gs[-3:]) - min(gs[-3:]) < 0.05
+        assert gs[-1] == pytest.approx(metrics.gradient_symmetricity(interp.load(tmp_path / "whole")), abs=1e-6)
+        swept = interp.sweep("tiny", None, tmp_path / "sweep", seed=[0, 5], classify=False, progress=False, **kw)
+        alone = next(r for r in swept.rows if r["seed"] == 0)
+        assert alone["step"] == whole.step
+        cut = whole.step - 40 - whole.step % 20
+        interp.train("tiny", out=tmp_path / "part", progress=False, **dict(kw, steps=cut))
+        again = interp.resume(tmp_path / "part", steps=1500, progress=False)
+    assert again.step == whole.step and again.stop_reason == whole.stop_reason
+    assert same_weights(again.model, whole.model)
 
 
 def test_clean_stop_resumes_exactly(tmp_path):

@@ -102,3 +102,16 @@ def load_or_refuse(path: Path) -> None:
         return
     assert isinstance(model, interp.Transformer) and not model.training
     assert all(torch.isfinite(v).all() for v in model.parameters())
+
+
+class one_thread:
+    """Stacked equals alone bit for bit at one torch thread. With more, MKL may split a batched (vmapped)
+    matmul and the single one differently: on this CI machine's CPU (2026-12-05) 2 threads gave last-bit
+    differences after one update (up to 5.5e-7), which 40 updates amplify past any tolerance."""
+
+    def __enter__(self):
+        self.n = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.n)
