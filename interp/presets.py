@@ -49,7 +49,7 @@ RECIPES["pizza-a"]["fast"] = _PIZZA_FAST
 # Standard attention (α 1) turns pizza -> mixed -> clock long after W_E has settled, and its weight norm
 # keeps rising at this learning rate, so its clean stop waits instead for the verdict's own measure:
 # gradient symmetricity within 0.02 over 3 checks 100 steps apart (no weight criterion). Chosen by
-# replaying 8 seeds (0:0-7:7, snapshots every 100 to 2000) and checked on 16 other runs
+# replaying 8 seeds (0:0-7:7, snapshots every 100 to 2000) and checked on 8 other runs (seeds 100-107)
 # (docs/performance.md, "pizza-b stops on its own").
 RECIPES["pizza-b"]["fast"] = dict(_PIZZA_FAST, steps=2500, log_every=100, checkpoint_every=50,
                                   stop_weight_change=None, stop_gs_change=0.02)

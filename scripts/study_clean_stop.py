@@ -10,6 +10,7 @@ stop's thresholds can be read off the trajectories.
     python scripts/study_clean_stop.py --table            # every snapshot's measures
     python scripts/study_clean_stop.py --replay           # where interp.stopping would stop each run
     python scripts/study_clean_stop.py --replay --every 20 --share 0.8 --fall 0.02 --checks 4
+    python scripts/study_clean_stop.py --replay --every 100 --fall none --gs 0.02   # pizza-b's stop
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def replay(rows: list[dict], every: int, **thresholds) -> dict | None:
         if r["step"] % every:
             continue
         history.append({"step": r["step"], "test_acc": r["test_acc"] or 0.0, "key_freqs": r["keys"],
-                        "sum_sq_weights": r.get("sum_sq_weights", float("nan"))})
+                        "sum_sq_weights": r.get("sum_sq_weights", float("nan")), "gradient_symmetricity": r.get("gs")})
         if is_clean(history, r["key_share"], **thresholds):
             return r
     return None
@@ -82,7 +83,9 @@ def main(argv=None) -> int:
     ap.add_argument("--table", action="store_true")
     ap.add_argument("--replay", action="store_true")
     ap.add_argument("--share", type=float, default=MIN_KEY_SHARE)
-    ap.add_argument("--fall", type=float, default=MAX_WEIGHT_CHANGE)
+    ap.add_argument("--fall", type=lambda v: None if v == "none" else float(v), default=MAX_WEIGHT_CHANGE,
+                    help="the weight criterion's tolerance, or none (TrainConfig.stop_weight_change)")
+    ap.add_argument("--gs", type=float, default=None, help="gradient symmetricity tolerance (TrainConfig.stop_gs_change)")
     ap.add_argument("--checks", type=int, default=STABLE_CHECKS)
     args = ap.parse_args(argv)
     if args.replay:
@@ -93,7 +96,8 @@ def main(argv=None) -> int:
                              r["data_seed"]), []).append(r)
         for key, rows in runs.items():
             every = max(args.every, rows[1]["step"] - rows[0]["step"])
-            hit = replay(rows, every, min_key_share=args.share, max_weight_change=args.fall, stable_checks=args.checks)
+            hit = replay(rows, every, min_key_share=args.share, max_weight_change=args.fall, stable_checks=args.checks,
+                         max_gs_change=args.gs)
             end = rows[-1]
             show = lambda r: (f"step {r['step']:4d} {r.get('label', '-'):10s} gs {r.get('gs', float('nan')):.2f} "  # noqa: E731
                               f"di {r.get('di', float('nan')):.2f} keys {len(r['keys'])}")
