@@ -20,6 +20,8 @@ now spent importing torch._dynamo, which torch.optim's AdamW pulls in on its fir
 interp.optim.AdamW (no torch.optim), 13:02-13:06 UTC, load 0.4-1.8, `--repeats 5` / `3` / `1`: nanda
 21.9 s (300 steps; import 2.37, forward 7.51, backward + AdamW 10.61, other 0.97 s), pizza-a 9.8 s (180
 steps; other 0.91 s), pizza-b 56.4 s (its fixed 1500 steps).
+2026-12-06 04:15-04:22 UTC, quiet machine (this CPU: Xeon, AVX512), `--repeats 5`: nanda 19.4 s (270
+steps), pizza-a 10.0 s (180), pizza-b 31.4 s (800 steps: its GS-settled stop).
 """
 
 from __future__ import annotations

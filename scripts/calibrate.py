@@ -562,7 +562,8 @@ for 21 against 0.28 / 0.40 for 13 / 16 (gradients ignore any constant the rest o
 ## The published recipe against ours (the DI gap)
 
 Both recipes on the same (model seed, data split) pairs — seeds 0–2 × splits 0–1 at α 0.1 and 0.9,
-the pizza-a preset — the published one (lr 1e-3, 20 000 steps) snapshotted every 1 000 steps, ours
+the pizza-a preset — the published one (lr 1e-3, 20 000 steps; trained here to 9 000 at α 0.1 and 5 000
+at α 0.9) snapshotted every 1 000 steps, ours
 (lr 1e-2, 2 000 steps) every 100. Rows at the same lr × wd × steps (the total decoupled weight decay)
 are the same point of the two recipes' schedules.
 
