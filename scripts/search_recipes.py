@@ -87,14 +87,14 @@ def parse_candidate(text: str) -> dict:
     return {k.strip(): parse_value(k.strip(), v) for k, v in items}
 
 
-def search(preset: str, n_seeds: int, candidates: list[str]) -> None:
-    """Every candidate on n_seeds seed pairs and both forwards: a log row per run, a summary line per candidate."""
+def search(preset: str, n_seeds: int, candidates: list[str], forwards=FORWARDS) -> None:
+    """Every candidate on n_seeds seed pairs and the forwards: a log row per run, a summary line per candidate."""
     base = PRESETS[preset][1]
     pairs = [(base.seed, base.data_seed), *[(s, s) for s in range(1, n_seeds)]][:n_seeds]
     LOG.parent.mkdir(parents=True, exist_ok=True)
     for text in candidates or [""]:
         overrides, rows = parse_candidate(text), []
-        for (seed, data_seed), forward in ((pair, fw) for pair in pairs for fw in FORWARDS):
+        for (seed, data_seed), forward in ((pair, fw) for pair in pairs for fw in forwards):
             rows.append(one(preset, overrides, seed, data_seed, forward))
             with LOG.open("a") as f:
                 f.write(json.dumps(rows[-1]) + "\n")
@@ -108,10 +108,15 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, default=10, help="seed pairs per candidate (default 10)")
     ap.add_argument("--candidate", action="append", default=[], metavar="FIELD=V,...",
                     help="a recipe to try (repeat); '' is the fast recipe")
+    ap.add_argument("--forwards", default=",".join(FORWARDS),
+                    help="training forwards to run (default both; one per process runs them side by side)")
     ap.add_argument("--table", action="store_true", help="print the table of the logged rows and exit")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)  # one thread per process: on a shared machine, faster than two (bench_progress)
-    print(table()) if args.table else search(args.preset, args.seeds, args.candidate)
+    forwards = tuple(f for f in args.forwards.split(",") if f)
+    if not forwards or any(f not in FORWARDS for f in forwards):
+        ap.error(f"--forwards: choose from {', '.join(FORWARDS)}")
+    print(table()) if args.table else search(args.preset, args.seeds, args.candidate, forwards)
     return 0
 
 
