@@ -75,7 +75,30 @@ def _frequency_rows(p: int, k: int, device: torch.device) -> Tensor:
     return fourier_basis(p, torch.float64, device)[freq_components(p, k)]
 
 
+def _frequency_projector(p: int, frequencies, device: torch.device) -> Tensor:
+    """[n, p]: the Fourier basis rows of the given frequencies (each once), or one clear MetricError."""
+    try:
+        ks = sorted({int(k) for k in frequencies})
+        if not ks:
+            raise ValueError("needs at least one frequency, got none")
+        return torch.cat([_frequency_rows(p, k, device) for k in ks])
+    except Exception as e:
+        raise M.MetricError(str(e)) from None
+
+
 @torch.no_grad()
+def _with_embeddings(model, cut):
+    """A copy of `model` (eval mode) whose token embeddings W_E[:p] (and a diff_vocab model's
+    b-embeddings W_E[p:2p], each block with its own mean) are cut(X, mean), X the block in float64 [p,
+    d_model]. The `=` token, the positional embedding and every other weight are unchanged."""
+    cfg = model.cfg
+    out = copy.deepcopy(model)
+    for start in (0, cfg.p) if getattr(cfg, "diff_vocab", False) else (0,):
+        X = model.W_E[start:start + cfg.p].detach().double()
+        out.embed.W_E[start:start + cfg.p] = cut(X, X.mean(0)).to(out.embed.W_E.dtype)
+    return out.eval()
+
+
 def isolated_model(model, components: tuple[int, ...] | None = None, *, frequency: int | None = None):
     """A copy of `model` whose token embeddings W_E[:p] keep one circle and their mean:
 
@@ -90,63 +113,36 @@ def isolated_model(model, components: tuple[int, ...] | None = None, *, frequenc
     cfg = model.cfg
     if (components is None) == (frequency is None):
         raise M.MetricError("isolated_model needs either components= or frequency=")
-    diff_vocab = getattr(cfg, "diff_vocab", False)
-    if components is not None and diff_vocab:
+    if frequency is not None:
+        Fk = _frequency_projector(cfg.p, [frequency], device_of(model))
+        return _with_embeddings(model, lambda X, mean: mean + Fk.T @ (Fk @ (X - mean)))
+    if getattr(cfg, "diff_vocab", False):
         raise M.MetricError("isolating principal components needs one embedding for a and b (diff_vocab=False); "
                             "isolate by frequency instead")
-    out = copy.deepcopy(model)
-    if frequency is not None:
-        try:
-            Fk = _frequency_rows(cfg.p, frequency, device_of(model))
-        except Exception as e:
-            raise M.MetricError(str(e)) from None
-        for start in (0, cfg.p) if diff_vocab else (0,):
-            X = model.W_E[start:start + cfg.p].detach().double()
-            mean = X.mean(0)
-            out.embed.W_E[start:start + cfg.p] = (mean + Fk.T @ (Fk @ (X - mean))).to(out.embed.W_E.dtype)
-        return out.eval()
-    mean, V, _ = embedding_pca(model)
-    X = model.W_E[: cfg.p].detach().double() - mean
+    _, V, _ = embedding_pca(model)
     idx = sorted({int(i) for i in components})
     if not idx or not all(0 <= i < V.shape[0] for i in idx):
         raise M.MetricError(f"components must be principal component indices in 0..{V.shape[0] - 1}, "
                             f"got {list(components)}")
-    out.embed.W_E[: cfg.p] = (mean + (X @ V[idx].T) @ V[idx]).to(out.embed.W_E.dtype)
-    return out.eval()
+    return _with_embeddings(model, lambda X, mean: mean + ((X - mean) @ V[idx].T) @ V[idx])
 
 
-@torch.no_grad()
 def ablated_model(model, frequencies: list[int]):
     """A copy of `model` with the embedding's Fourier components of the given frequencies removed
     (W_E[:p] -> W_E[:p] - sum_k F_k^T F_k (W_E[:p] - mean), and the same for a diff_vocab model's
     b-embeddings): the complement of `isolated_model(frequency=k)`. full logits - ablated logits is a
     circle's contribution measured inside the whole model, with no baseline: a cross-check of the
     isolated one (the two agree on the authors' Model A and B)."""
-    cfg = model.cfg
-    out = copy.deepcopy(model)
-    try:
-        ks = sorted({int(k) for k in frequencies})  # each once: a repeat would subtract twice
-        F = torch.cat([_frequency_rows(cfg.p, k, device_of(model)) for k in ks])
-    except Exception as e:
-        raise M.MetricError(str(e)) from None
-    for start in (0, cfg.p) if getattr(cfg, "diff_vocab", False) else (0,):
-        X = model.W_E[start:start + cfg.p].detach().double()
-        out.embed.W_E[start:start + cfg.p] = (X - F.T @ (F @ (X - X.mean(0)))).to(out.embed.W_E.dtype)
-    return out.eval()
+    F = _frequency_projector(model.cfg.p, frequencies, device_of(model))
+    return _with_embeddings(model, lambda X, mean: X - F.T @ (F @ (X - mean)))
 
 
-@torch.no_grad()
 def baseline_model(model):
     """A copy of `model` whose token embeddings W_E[:p] (and a diff_vocab model's W_E[p:2p]) are all
     their mean: no circle at all. Its logits depend on the answer c alone; `isolate_circles`
     subtracts them from each isolated circle's logits. The `=` token, the positional embedding and
     every other weight are unchanged."""
-    cfg = model.cfg
-    out = copy.deepcopy(model)
-    for start in (0, cfg.p) if getattr(cfg, "diff_vocab", False) else (0,):
-        X = model.W_E[start:start + cfg.p].detach().double()
-        out.embed.W_E[start:start + cfg.p] = X.mean(0).to(out.embed.W_E.dtype)
-    return out.eval()
+    return _with_embeddings(model, lambda X, mean: mean.expand_as(X))
 
 
 def correct_margin(table: Tensor) -> float:

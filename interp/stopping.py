@@ -51,11 +51,11 @@ def measure_row(row: dict, state: dict[str, Tensor], p: int, task: str = "add", 
     (HookedTransformer names). The a-tokens' embedding is read in the task's group order (mul/div:
     by discrete log, `tasks.coordinates`), else as the tokens are."""
     if model is not None:
-        row["gradient_symmetricity"] = gradient_symmetricity(model)
-    with torch.no_grad():
-        return _measure_weights(row, state, p, task)
+        row["gradient_symmetricity"] = gradient_symmetricity(model)  # needs autograd: outside no_grad
+    return _measure_weights(row, state, p, task)
 
 
+@torch.no_grad()
 def _measure_weights(row: dict, state: dict[str, Tensor], p: int, task: str) -> float:
     W_E = state["embed.W_E"][:p]
     if task not in ("add", "sub") and tasks.has_group(task):
@@ -91,9 +91,9 @@ def is_clean(history: list[dict], share: float, min_test_acc: float = MIN_TEST_A
 
 def clean_reason(history: list[dict], state: dict[str, Tensor], p: int, task: str = "add", model=None,
                  max_weight_change: float | None = MAX_WEIGHT_CHANGE, max_gs_change: float | None = None) -> str | None:
-    """Measure the model at the last history row (see `measure_row`; `model` is needed for
-    max_gs_change), then `is_clean`."""
+    """Measure the model at the last history row (see `measure_row`; with max_gs_change, `model` is
+    needed: gradient symmetricity is measured on it), then `is_clean`."""
     if max_gs_change is not None and model is None:
         raise ValueError("max_gs_change needs the model (gradient symmetricity is measured on it)")
-    share = measure_row(history[-1], state, p, task, model if max_gs_change is not None else None)
+    share = measure_row(history[-1], state, p, task, model)
     return is_clean(history, share, max_weight_change=max_weight_change, max_gs_change=max_gs_change)

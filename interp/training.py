@@ -215,6 +215,13 @@ class Trainer:
             bar.close()
         return results[0]
 
+    def train_on(self, steps: int, progress: bool = False) -> TrainResult:
+        """After a stop: train on to `steps` from this state (weights, AdamW moments, filter state) with
+        no clean stop, to see what the stopped model would have become."""
+        self.train_config = self.train_config.replace(steps=steps, stop_when_clean=False)
+        self.history[-1].pop("stop_reason", None)
+        return self.run(progress=progress)
+
 
 class Engine:
     """The training loop, once: n >= 1 models of one shape and recipe trained in lockstep.

@@ -39,10 +39,7 @@ def main(argv=None) -> int:
         if not (copy / "trained_on").exists():
             shutil.rmtree(copy, ignore_errors=True)
             shutil.copytree(run, copy)
-            trainer = load_trainer(copy, max(steps), None)
-            trainer.train_config = trainer.train_config.replace(stop_when_clean=False, steps=max(steps))
-            trainer.history[-1].pop("stop_reason", None)
-            trainer.run(progress=False)
+            load_trainer(copy, max(steps), None).train_on(max(steps))
             (copy / "trained_on").write_text("")
         stop = json.loads((run / "history.json").read_text())[-1]["step"]
         at_stop = classify(run / "final.safetensors")

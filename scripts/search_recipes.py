@@ -49,10 +49,7 @@ def one(preset: str, overrides: dict, seed: int, data_seed: int, forward: str) -
     r = trainer.run(progress=False)
     verdict = classify(r.model)
     stop = r.step
-    # On for AFTER more steps from the same state (weights, AdamW moments, filter state), no stop.
-    trainer.train_config = tcfg.replace(steps=stop + AFTER, stop_when_clean=False)
-    trainer.history[-1].pop("stop_reason", None)
-    trainer.run(progress=False)
+    trainer.train_on(stop + AFTER)  # on from the same state, no stop
     return {"preset": preset, "overrides": overrides, "seed": seed, "data_seed": data_seed, "forward": forward,
             "step": stop, "clean": r.stop_reason.startswith("clean circuit"), "stop_reason": r.stop_reason,
             "label": verdict.label, "paper": PAPER_VERDICT[preset], "spike": spiked(trainer.history, stop),
